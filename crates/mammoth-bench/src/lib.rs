@@ -1,0 +1,1 @@
+//! mammoth-bench (work in progress).

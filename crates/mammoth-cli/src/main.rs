@@ -1,0 +1,2 @@
+//! The `mammoth` binary (work in progress).
+fn main() {}

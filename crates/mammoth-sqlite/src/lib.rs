@@ -1,0 +1,1 @@
+//! mammoth-sqlite (work in progress).

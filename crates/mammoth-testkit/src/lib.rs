@@ -1,0 +1,1 @@
+//! mammoth-testkit (work in progress).
