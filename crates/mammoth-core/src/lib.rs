@@ -21,22 +21,32 @@
 //! # }).unwrap().unwrap();
 //! ```
 
+mod aggregate;
+mod codec;
 mod error;
 mod event;
 mod ids;
 mod limits;
 mod memory;
+mod snapshot;
 mod store;
 mod subscription;
+mod upcast;
 pub mod validate;
 
+pub use aggregate::Aggregate;
+pub use codec::{
+    CodecError, DomainEvent, JsonEvent, Location, decode_event, decode_recorded, encode_event,
+};
 pub use error::StoreError;
 pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use ids::{ExpectedVersion, StreamId};
 pub use limits::Limits;
 pub use memory::InMemoryEventStore;
+pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore};
 pub use store::{AppendResult, Direction, EventFilter, EventStore};
 pub use subscription::{Subscription, read_all_pages, read_stream_pages};
+pub use upcast::{MAX_UPCAST_STEPS, Upcasters};
 pub use event::now_micros;
 pub use validate::{PreparedEvent, StoredAt, check_event_type, idempotent_replay, validate_append};
 

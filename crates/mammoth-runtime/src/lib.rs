@@ -1,0 +1,1 @@
+//! mammoth-runtime (work in progress).

@@ -1,0 +1,1 @@
+//! mammoth-example-orders (work in progress).
