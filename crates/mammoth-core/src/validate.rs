@@ -161,13 +161,13 @@ pub fn idempotent_replay(
         return Ok(None);
     }
     for (id, place) in ids.iter().zip(found) {
-        if let Some((other, _, _)) = place {
-            if other != stream.as_str() {
-                return Err(StoreError::DuplicateEventId {
-                    id: *id,
-                    existing_stream: other.clone(),
-                });
-            }
+        if let Some((other, _, _)) = place
+            && other != stream.as_str()
+        {
+            return Err(StoreError::DuplicateEventId {
+                id: *id,
+                existing_stream: other.clone(),
+            });
         }
     }
     let mismatch = |id: Uuid| StoreError::IdempotencyMismatch {

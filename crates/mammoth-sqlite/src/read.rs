@@ -1,0 +1,182 @@
+//! Read queries: one stream (stream index plus the unindexed tail) and the global log.
+
+use mammoth_core::{
+    Direction, EventFilter, Metadata, Position, RecordedEvent, StoreError, StreamId, Version,
+};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql};
+use uuid::Uuid;
+
+use crate::error::on;
+use crate::tail::SharedTail;
+
+const EVENT_COLUMNS: &str = "e.position, e.version, e.event_id, e.event_type, e.schema_version, \
+     e.data, e.metadata, e.recorded_at";
+
+fn event_from_row(row: &Row<'_>, stream: &StreamId) -> rusqlite::Result<RecordedEvent> {
+    let id: [u8; 16] = row.get(2)?;
+    let metadata: String = row.get(6)?;
+    let metadata = Metadata::from_json(&metadata).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(error))
+    })?;
+    Ok(RecordedEvent {
+        position: row.get::<_, i64>(0)? as Position,
+        version: row.get::<_, i64>(1)? as Version,
+        id: Uuid::from_bytes(id),
+        event_type: row.get(3)?,
+        schema_version: row.get(4)?,
+        data: row.get(5)?,
+        metadata,
+        recorded_at_micros: row.get(7)?,
+        stream_id: stream.clone(),
+    })
+}
+
+/// Reads up to `limit` events of `stream` from version `from` in `direction`.
+pub(crate) fn stream(
+    conn: &Connection,
+    tail: &SharedTail,
+    stream: &StreamId,
+    direction: Direction,
+    from: Option<Version>,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let action = "reading a stream";
+    let key: Option<i64> = conn
+        .prepare_cached("SELECT stream_key FROM streams WHERE stream_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([stream.as_str()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(on(action))?;
+    let Some(key) = key else {
+        return Ok(Vec::new());
+    };
+    // Copy the tail before querying the index: see tail.rs for why this order finds everything.
+    let unindexed = tail.entries(key);
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut by_position = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.position = ?1"
+        ))
+        .map_err(on(action))?;
+    let mut fetch_tail = |entries: &mut dyn Iterator<Item = &(Version, Position)>,
+                          out: &mut Vec<RecordedEvent>|
+     -> Result<(), StoreError> {
+        for (_, position) in entries {
+            if out.len() >= limit {
+                break;
+            }
+            let event = by_position
+                .query_row([*position as i64], |row| event_from_row(row, stream))
+                .map_err(on(action))?;
+            out.push(event);
+        }
+        Ok(())
+    };
+    let mut out = Vec::new();
+    match direction {
+        Direction::Forward => {
+            let from = from.unwrap_or(1).max(1);
+            let mut indexed = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM stream_index i JOIN events e ON e.position = i.position
+                     WHERE i.stream_key = ?1 AND i.version >= ?2 ORDER BY i.version LIMIT ?3"
+                ))
+                .map_err(on(action))?;
+            let rows = indexed
+                .query_map((key, from as i64, limit_sql), |row| {
+                    event_from_row(row, stream)
+                })
+                .map_err(on(action))?;
+            for row in rows {
+                out.push(row.map_err(on(action))?);
+            }
+            let after = out
+                .last()
+                .map_or(from.saturating_sub(1), |event| event.version);
+            fetch_tail(&mut unindexed.iter().filter(|(v, _)| *v > after), &mut out)?;
+        }
+        Direction::Backward => {
+            let from = from.unwrap_or(Version::MAX);
+            fetch_tail(
+                &mut unindexed.iter().rev().filter(|(v, _)| *v <= from),
+                &mut out,
+            )?;
+            if out.len() < limit {
+                // Entries in the copied tail may also be in the index already: stop below them.
+                let below = unindexed
+                    .first()
+                    .map_or(from, |(v, _)| from.min(v.saturating_sub(1)));
+                let mut indexed = conn
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM stream_index i JOIN events e ON e.position = i.position
+                         WHERE i.stream_key = ?1 AND i.version <= ?2 ORDER BY i.version DESC LIMIT ?3"
+                    ))
+                    .map_err(on(action))?;
+                let remaining = i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
+                let below = i64::try_from(below).unwrap_or(i64::MAX);
+                let rows = indexed
+                    .query_map((key, below, remaining), |row| event_from_row(row, stream))
+                    .map_err(on(action))?;
+                for row in rows {
+                    out.push(row.map_err(on(action))?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads up to `limit` events of the global log from `from` that pass `filter`.
+pub(crate) fn all(
+    conn: &Connection,
+    from: Position,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let action = "reading the global log";
+    let mut sql = format!(
+        "SELECT {EVENT_COLUMNS}, s.stream_id FROM events e JOIN streams s ON s.stream_key = e.stream_key
+         WHERE e.position >= ?1"
+    );
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut args: Vec<&dyn ToSql> = vec![&from, &limit];
+    let placeholders = |values: &'_ [String], args: &mut Vec<&dyn ToSql>| -> String {
+        let start = args.len() + 1;
+        (start..start + values.len())
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !filter.event_types.is_empty() {
+        let list = placeholders(&filter.event_types, &mut args);
+        sql.push_str(&format!(" AND e.event_type IN ({list})"));
+        args.extend(filter.event_types.iter().map(|t| t as &dyn ToSql));
+    }
+    if !filter.categories.is_empty() {
+        let list = placeholders(&filter.categories, &mut args);
+        sql.push_str(&format!(" AND s.category IN ({list})"));
+        args.extend(filter.categories.iter().map(|c| c as &dyn ToSql));
+    }
+    sql.push_str(" ORDER BY e.position LIMIT ?2");
+    let mut statement = conn.prepare_cached(&sql).map_err(on(action))?;
+    let mut last_stream: Option<StreamId> = None;
+    let mut rows = statement.query(args.as_slice()).map_err(on(action))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(on(action))? {
+        let stream_text: &str = row
+            .get_ref(8)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(on(action))?;
+        // Consecutive events often share a stream: reuse the parsed id.
+        let stream = match last_stream.take() {
+            Some(stream) if stream.as_str() == stream_text => stream,
+            _ => StreamId::new(stream_text)?,
+        };
+        out.push(event_from_row(row, &stream).map_err(on(action))?);
+        last_stream = Some(stream);
+    }
+    Ok(out)
+}
