@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::env::Env;
 use crate::error::{ConfigError, Diagnostic, ErrorCode};
 use crate::parse::{self, MAX_FILE_BYTES};
-use crate::value::{Span, Table, Value};
+use crate::value::{Span, Table, TableOrigin, Value};
 
 /// A parsed configuration file with every operator resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +67,22 @@ impl Document {
     ) -> Result<Self, ConfigError> {
         check_size(text.len(), path)?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let root = parse::parse_table(text, path, base_dir, env).map_err(|d| ConfigError::new(*d))?;
-        Ok(Self { path: path.to_path_buf(), source: text.to_owned(), root })
+        let root =
+            parse::parse_table(text, path, base_dir, env).map_err(|d| ConfigError::new(*d))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            source: text.to_owned(),
+            root,
+        })
+    }
+
+    /// A document with no file and no keys.
+    pub(crate) fn empty() -> Self {
+        Self {
+            path: PathBuf::new(),
+            source: String::new(),
+            root: Table::new(TableOrigin::Root),
+        }
     }
 
     /// The path errors are reported against.
@@ -136,5 +150,8 @@ fn end_span(text: &str) -> Span {
     let line = text.matches('\n').count().saturating_add(1);
     let last = text.rsplit('\n').next().unwrap_or("");
     let col = last.chars().count().saturating_add(1);
-    Span::new(u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))
+    Span::new(
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
 }

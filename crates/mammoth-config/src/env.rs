@@ -56,7 +56,9 @@ impl Env for BTreeMap<String, String> {
 
 impl Env for [(&str, &str)] {
     fn var(&self, name: &str) -> Option<OsString> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(*v))
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| OsString::from(*v))
     }
 }
 

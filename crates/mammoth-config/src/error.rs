@@ -180,7 +180,11 @@ fn line_of(source: &str, line: u32) -> Option<&str> {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display().to_string();
-        let path = if path.is_empty() { "<config>".to_owned() } else { path };
+        let path = if path.is_empty() {
+            "<config>".to_owned()
+        } else {
+            path
+        };
         match self.span {
             Some(span) => write!(f, "{path}:{}:{}: ", span.line, span.col)?,
             None => write!(f, "{path}: ")?,
@@ -197,7 +201,12 @@ impl fmt::Display for Diagnostic {
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             let missing = before.saturating_sub(lead.chars().count());
-            write!(f, "\n{pad} |\n{} | {line}\n{pad} | {lead}{}^", span.line, " ".repeat(missing))?;
+            write!(
+                f,
+                "\n{pad} |\n{} | {line}\n{pad} | {lead}{}^",
+                span.line,
+                " ".repeat(missing)
+            )?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n{} = help: {help}", " ".repeat(gutter))?;

@@ -167,7 +167,11 @@ impl PartialEq for Table {
 
 impl Table {
     pub(crate) fn new(origin: TableOrigin) -> Self {
-        Self { entries: Vec::new(), index: HashMap::new(), origin }
+        Self {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            origin,
+        }
     }
 
     /// The entries in file order.
@@ -203,7 +207,11 @@ impl Table {
     /// Adds an entry; the caller has checked that `key` is absent.
     pub(crate) fn push(&mut self, key: String, key_span: Span, value: Value) {
         self.index.insert(key.clone(), self.entries.len());
-        self.entries.push(Entry { key, key_span, value });
+        self.entries.push(Entry {
+            key,
+            key_span,
+            value,
+        });
     }
 
     /// Follows `keys` through nested tables: `["message_bus", "retry"]`.

@@ -12,7 +12,12 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     pub(crate) fn new(text: &str) -> Self {
-        Self { chars: text.chars().collect(), pos: 0, line: 1, col: 1 }
+        Self {
+            chars: text.chars().collect(),
+            pos: 0,
+            line: 1,
+            col: 1,
+        }
     }
 
     /// The position of the next character.
@@ -65,7 +70,9 @@ impl Cursor {
     }
 
     pub(crate) fn starts_with(&self, s: &str) -> bool {
-        s.chars().enumerate().all(|(i, c)| self.peek_at(i) == Some(c))
+        s.chars()
+            .enumerate()
+            .all(|(i, c)| self.peek_at(i) == Some(c))
     }
 
     /// At a line feed, a CR LF pair, or the end of the text.

@@ -12,7 +12,10 @@ pub(crate) fn is_key_char(c: char) -> bool {
 /// Whether `key` can be written without quotes.
 pub(crate) fn is_bare_key(key: &str) -> bool {
     let mut chars = key.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(is_key_char)
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(is_key_char)
 }
 
 /// `text` as a basic string literal that reads back as `text`.
@@ -40,11 +43,15 @@ pub(crate) fn quote(text: &str) -> String {
 /// Whether a string's whole text is an operator call, such as `@env('X')` (E007).
 fn looks_like_operator(text: &str) -> bool {
     let t = text.trim();
-    let Some(rest) = t.strip_prefix('@') else { return false };
+    let Some(rest) = t.strip_prefix('@') else {
+        return false;
+    };
     let name_len = rest.find('(').unwrap_or(0);
     let name = rest.get(..name_len).unwrap_or("");
     !name.is_empty()
-        && name.split('.').all(|part| is_bare_key(part) && !part.contains('-'))
+        && name
+            .split('.')
+            .all(|part| is_bare_key(part) && !part.contains('-'))
         && t.ends_with(')')
 }
 
@@ -77,7 +84,8 @@ impl Parser<'_> {
     }
 
     fn unterminated_string(&self, open: Span, help: &str) -> Box<Diagnostic> {
-        self.src.err_help(ErrorCode::Lexical, open, "unterminated string", help)
+        self.src
+            .err_help(ErrorCode::Lexical, open, "unterminated string", help)
     }
 
     pub(super) fn basic_string(&mut self) -> PResult<String> {
@@ -214,9 +222,17 @@ impl Parser<'_> {
                 return self.unicode_escape(span);
             }
             Some(c) if !self.cur.at_eol() => {
-                return Err(bad(self, format!("unknown escape `\\{}`", c.escape_debug())));
+                return Err(bad(
+                    self,
+                    format!("unknown escape `\\{}`", c.escape_debug()),
+                ));
             }
-            _ => return Err(bad(self, "a `\\` at the end of a line is not an escape".into())),
+            _ => {
+                return Err(bad(
+                    self,
+                    "a `\\` at the end of a line is not an escape".into(),
+                ));
+            }
         };
         self.cur.bump();
         Ok(c)
@@ -242,7 +258,10 @@ impl Parser<'_> {
         if hex.is_empty() || hex.len() > 6 || !self.cur.eat('}') {
             return Err(bad(self));
         }
-        u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or_else(|| bad(self))
+        u32::from_str_radix(&hex, 16)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(|| bad(self))
     }
 
     /// An integer or a float; the cursor is at `-` or a digit.
@@ -297,7 +316,11 @@ impl Parser<'_> {
                 text.push('.');
                 text.push_str(&self.digits());
                 is_float = true;
-            } else if !self.cur.peek_at(1).is_some_and(|c| c.is_alphanumeric() || c == '.') {
+            } else if !self
+                .cur
+                .peek_at(1)
+                .is_some_and(|c| c.is_alphanumeric() || c == '.')
+            {
                 return Err(number_error(
                     self,
                     "a decimal point must be followed by digits",
@@ -307,7 +330,10 @@ impl Parser<'_> {
         }
         if self.cur.peek_is(|c| c == 'e' || c == 'E') {
             let sign = usize::from(self.cur.peek_at(1).is_some_and(|c| c == '+' || c == '-'));
-            let has_digit = self.cur.peek_at(sign.saturating_add(1)).is_some_and(|c| c.is_ascii_digit());
+            let has_digit = self
+                .cur
+                .peek_at(sign.saturating_add(1))
+                .is_some_and(|c| c.is_ascii_digit());
             if is_float {
                 text.push('e');
                 self.cur.bump();
@@ -333,7 +359,10 @@ impl Parser<'_> {
             }
         }
         // `100ms`, `1.5.3`, `0.0.0.0:8080`: text that starts with a digit.
-        if self.cur.peek_is(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '@')) {
+        if self
+            .cur
+            .peek_is(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '@'))
+        {
             return Err(self.bare_word_error(span, start));
         }
         if is_float {
@@ -346,13 +375,15 @@ impl Parser<'_> {
                 )),
             }
         } else {
-            text.parse::<i64>().map(|i| at(ValueKind::Int(i), span)).map_err(|_| {
-                number_error(
-                    self,
-                    "integer out of range: integers must fit a signed 64-bit value",
-                    "quote it if it is an identifier rather than a number".into(),
-                )
-            })
+            text.parse::<i64>()
+                .map(|i| at(ValueKind::Int(i), span))
+                .map_err(|_| {
+                    number_error(
+                        self,
+                        "integer out of range: integers must fit a signed 64-bit value",
+                        "quote it if it is an identifier rather than a number".into(),
+                    )
+                })
         }
     }
 
@@ -370,7 +401,11 @@ impl Parser<'_> {
         let span = self.cur.span();
         let start = self.cur.index();
         let mut word = String::new();
-        while let Some(c) = self.cur.peek().filter(|&c| c.is_ascii_alphanumeric() || c == '_') {
+        while let Some(c) = self
+            .cur
+            .peek()
+            .filter(|&c| c.is_ascii_alphanumeric() || c == '_')
+        {
             word.push(c);
             self.cur.bump();
         }
@@ -385,8 +420,15 @@ impl Parser<'_> {
                 _ => {}
             }
             let lower = word.to_ascii_lowercase();
-            if matches!(lower.as_str(), "true" | "false" | "yes" | "no" | "on" | "off") {
-                let fix = if matches!(lower.as_str(), "true" | "yes" | "on") { "true" } else { "false" };
+            if matches!(
+                lower.as_str(),
+                "true" | "false" | "yes" | "no" | "on" | "off"
+            ) {
+                let fix = if matches!(lower.as_str(), "true" | "yes" | "on") {
+                    "true"
+                } else {
+                    "false"
+                };
                 return Err(self.src.err_help(
                     ErrorCode::BareWord,
                     span,

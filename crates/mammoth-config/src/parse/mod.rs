@@ -19,6 +19,7 @@ use crate::value::{Span, Table, TableOrigin, Value};
 use cursor::Cursor;
 
 pub(crate) use lexeme::{is_bare_key, quote};
+pub(crate) use operator::MAX_INCLUDED_FILE_BYTES;
 
 /// Files above this size are refused (E014).
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -35,7 +36,12 @@ pub(crate) struct Src<'a> {
 }
 
 impl Src<'_> {
-    pub(crate) fn err(&self, code: ErrorCode, span: Span, message: impl Into<String>) -> Box<Diagnostic> {
+    pub(crate) fn err(
+        &self,
+        code: ErrorCode,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Box<Diagnostic> {
         Box::new(Diagnostic::new(code, message).at(self.path, self.text, span))
     }
 
@@ -46,7 +52,11 @@ impl Src<'_> {
         message: impl Into<String>,
         help: impl Into<String>,
     ) -> Box<Diagnostic> {
-        Box::new(Diagnostic::new(code, message).at(self.path, self.text, span).with_help(help))
+        Box::new(
+            Diagnostic::new(code, message)
+                .at(self.path, self.text, span)
+                .with_help(help),
+        )
     }
 }
 
@@ -64,7 +74,11 @@ fn dotted(keys: &[KeySeg]) -> String {
 
 /// A key as it would be written: bare when it can be, quoted otherwise.
 pub(crate) fn quote_key(key: &str) -> String {
-    if is_bare_key(key) { key.to_owned() } else { quote(key) }
+    if is_bare_key(key) {
+        key.to_owned()
+    } else {
+        quote(key)
+    }
 }
 
 /// Parses `text` (already UTF-8, BOM removed) into its root table, resolving operators with
@@ -258,10 +272,15 @@ impl Parser<'_> {
             Err(p.src.err_help(ErrorCode::Syntax, span, message, help))
         };
         match self.cur.peek() {
-            Some('"') if self.cur.starts_with("\"\"\"") => {
-                bad(self, "a key cannot be a multi-line string".into(), "write `\"key\"`")
-            }
-            Some('"') => Ok(KeySeg { name: self.basic_string()?, span }),
+            Some('"') if self.cur.starts_with("\"\"\"") => bad(
+                self,
+                "a key cannot be a multi-line string".into(),
+                "write `\"key\"`",
+            ),
+            Some('"') => Ok(KeySeg {
+                name: self.basic_string()?,
+                span,
+            }),
             Some(c) if c.is_ascii_alphabetic() || c == '_' => {
                 let mut name = String::new();
                 while let Some(c) = self.cur.peek().filter(|&c| lexeme::is_key_char(c)) {
@@ -280,7 +299,10 @@ impl Parser<'_> {
             ),
             Some(c) if c.is_alphanumeric() => {
                 let run = self.cur.run_from(self.cur.index());
-                let word: String = run.chars().take_while(|c| lexeme::is_key_char(*c)).collect();
+                let word: String = run
+                    .chars()
+                    .take_while(|c| lexeme::is_key_char(*c))
+                    .collect();
                 let word = if word.is_empty() { run } else { word };
                 bad(
                     self,
@@ -289,9 +311,11 @@ impl Parser<'_> {
                 )
             }
             Some('/') if self.cur.starts_with("/*") => Err(self.block_comment()),
-            Some(c) if !self.cur.at_eol() => {
-                bad(self, format!("expected a key, found {}", describe(c)), "write `key: value`")
-            }
+            Some(c) if !self.cur.at_eol() => bad(
+                self,
+                format!("expected a key, found {}", describe(c)),
+                "write `key: value`",
+            ),
             _ => bad(self, "expected a key".into(), "write `key: value`"),
         }
     }
@@ -327,7 +351,9 @@ impl Parser<'_> {
     fn unexpected(&self, expected: &str) -> Box<Diagnostic> {
         let span = self.cur.span();
         let Some(c) = self.cur.peek() else {
-            return self.src.err(ErrorCode::Syntax, span, format!("expected {expected}"));
+            return self
+                .src
+                .err(ErrorCode::Syntax, span, format!("expected {expected}"));
         };
         match c {
             '/' if self.cur.starts_with("/*") => self.block_comment(),

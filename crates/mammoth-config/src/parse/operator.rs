@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::value::{Span, Value, ValueKind};
 
 /// `@file` reads at most this many bytes.
-pub const MAX_INCLUDED_FILE_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_INCLUDED_FILE_BYTES: u64 = 64 * 1024;
 
 const ALLOWED: &str = "allowed: @env, @env.secure, @file, @file.secure";
 const CODE_RUNNING: [&str; 5] = ["go", "php", "query", "eval", "exec"];
@@ -43,7 +43,9 @@ impl Op {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -169,14 +171,30 @@ impl Parser<'_> {
                 "write @env(\"NAME\")",
             )),
             Some('"') => {
-                if is_env { self.basic_string() } else { self.any_string() }
+                if is_env {
+                    self.basic_string()
+                } else {
+                    self.any_string()
+                }
             }
             Some('\'') if !is_env => self.any_string(),
             _ if self.cur.at_eol() || self.cur.at_comment() => Err(self.unterminated_paren(open)),
             found => {
-                let what = if is_env { "the variable name" } else { "the path" };
-                let fix = if is_env { "(\"NAME\")" } else { "(\"path/to/file\")" };
-                let quoted = if found == Some('\'') { " in double quotes" } else { " as a string" };
+                let what = if is_env {
+                    "the variable name"
+                } else {
+                    "the path"
+                };
+                let fix = if is_env {
+                    "(\"NAME\")"
+                } else {
+                    "(\"path/to/file\")"
+                };
+                let quoted = if found == Some('\'') {
+                    " in double quotes"
+                } else {
+                    " as a string"
+                };
                 Err(self.src.err_help(
                     ErrorCode::Syntax,
                     span,
@@ -194,11 +212,17 @@ impl Parser<'_> {
                 return Err(self.src.err_help(
                     ErrorCode::DefaultMismatch,
                     span,
-                    format!("`{}` takes no default: a secret must come from outside the file", op.name()),
-                    format!("remove the default, or use `{}` if the value is not secret", match op {
-                        Op::EnvSecure => "@env",
-                        _ => "@file",
-                    }),
+                    format!(
+                        "`{}` takes no default: a secret must come from outside the file",
+                        op.name()
+                    ),
+                    format!(
+                        "remove the default, or use `{}` if the value is not secret",
+                        match op {
+                            Op::EnvSecure => "@env",
+                            _ => "@file",
+                        }
+                    ),
                 ));
             }
             Op::File => {
@@ -225,7 +249,13 @@ impl Parser<'_> {
         self.value(0)
     }
 
-    fn resolve_env(&self, op: Op, span: Span, name: &str, default: Option<Value>) -> PResult<Value> {
+    fn resolve_env(
+        &self,
+        op: Op,
+        span: Span,
+        name: &str,
+        default: Option<Value>,
+    ) -> PResult<Value> {
         let Some(raw) = self.env.var(name) else {
             if let Some(default) = default {
                 return Ok(at(default.kind().clone(), span));
@@ -255,9 +285,12 @@ impl Parser<'_> {
         let default_kind = default.as_ref().map(Value::kind);
         let parsed = match default_kind {
             Some(ValueKind::Int(_)) => text.trim().parse::<i64>().ok().map(ValueKind::Int),
-            Some(ValueKind::Float(_)) => {
-                text.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(ValueKind::Float)
-            }
+            Some(ValueKind::Float(_)) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(ValueKind::Float),
             Some(ValueKind::Bool(_)) => match text.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Some(ValueKind::Bool(true)),
                 "false" | "0" => Some(ValueKind::Bool(false)),
@@ -282,23 +315,33 @@ impl Parser<'_> {
 
     fn resolve_file(&self, op: Op, span: Span, written: &str) -> PResult<Value> {
         let path = Path::new(written);
-        let full: PathBuf = if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) };
+        let full: PathBuf = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        };
         let shown = if path.is_absolute() {
             format!("`{written}`")
         } else {
             format!("`{written}` (resolved to `{}`)", full.display())
         };
         let fail = |message: String, help: &str| {
-            self.src.err_help(ErrorCode::Unresolved, span, message, help)
+            self.src
+                .err_help(ErrorCode::Unresolved, span, message, help)
         };
         let mut bytes = read_limited(&full).map_err(|problem| match problem {
             ReadProblem::Io(e) => fail(
                 format!("cannot read file {shown}: {e}"),
                 "check the path; a relative path is resolved from the config file's directory",
             ),
-            ReadProblem::NotAFile => fail(format!("{shown} is not a regular file"), "point at a file"),
+            ReadProblem::NotAFile => {
+                fail(format!("{shown} is not a regular file"), "point at a file")
+            }
             ReadProblem::TooLarge => fail(
-                format!("file {shown} is larger than {} KiB", MAX_INCLUDED_FILE_BYTES / 1024),
+                format!(
+                    "file {shown} is larger than {} KiB",
+                    MAX_INCLUDED_FILE_BYTES / 1024
+                ),
                 "`@file` reads small text files such as keys and credentials",
             ),
         })?;
@@ -311,7 +354,10 @@ impl Parser<'_> {
             Ok(text) => text,
             Err(e) => {
                 e.into_bytes().zeroize();
-                return Err(fail(format!("file {shown} is not UTF-8 text"), "save it as UTF-8"));
+                return Err(fail(
+                    format!("file {shown} is not UTF-8 text"),
+                    "save it as UTF-8",
+                ));
             }
         };
         if op.secure() {
@@ -341,7 +387,9 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, ReadProblem> {
     }
     let mut bytes = Vec::new();
     let limit = MAX_INCLUDED_FILE_BYTES.saturating_add(1);
-    file.take(limit).read_to_end(&mut bytes).map_err(ReadProblem::Io)?;
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(ReadProblem::Io)?;
     if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_INCLUDED_FILE_BYTES {
         bytes.zeroize();
         return Err(ReadProblem::TooLarge);

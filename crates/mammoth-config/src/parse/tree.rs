@@ -27,10 +27,16 @@ fn descend<'t>(
             if here > MAX_DEPTH {
                 return Err(depth_error(src, key));
             }
-            let open = Value::new(ValueKind::Table(Table::new(TableOrigin::Implicit)), key.span);
+            let open = Value::new(
+                ValueKind::Table(Table::new(TableOrigin::Implicit)),
+                key.span,
+            );
             table.push(key.name.clone(), key.span, open);
         }
-        let first = table.entry(&key.name).map(|e| e.key_span()).unwrap_or(key.span);
+        let first = table
+            .entry(&key.name)
+            .map(|e| e.key_span())
+            .unwrap_or(key.span);
         let Some(value) = table.get_mut(&key.name) else {
             return Err(missing(src, key));
         };
@@ -51,7 +57,9 @@ fn descend<'t>(
                 return Err(redefinition(
                     src,
                     key,
-                    format!("`{name}` is already defined at {first} as {kind}; it cannot also be a table"),
+                    format!(
+                        "`{name}` is already defined at {first} as {kind}; it cannot also be a table"
+                    ),
                     "rename one of them, or remove the first definition",
                 ));
             }
@@ -71,7 +79,11 @@ fn depth_error(src: &Src<'_>, key: &KeySeg) -> Box<Diagnostic> {
 
 fn missing(src: &Src<'_>, key: &KeySeg) -> Box<Diagnostic> {
     // A key pushed a moment ago is absent: report rather than panic.
-    src.err(ErrorCode::Syntax, key.span, format!("internal error: lost key `{}`", key.name))
+    src.err(
+        ErrorCode::Syntax,
+        key.span,
+        format!("internal error: lost key `{}`", key.name),
+    )
 }
 
 /// Defines the table of a `[a.b]` header.
@@ -102,7 +114,9 @@ pub(super) fn define_header(root: &mut Table, keys: &[KeySeg], src: &Src<'_>) ->
         Some(inner) if inner.origin == TableOrigin::Inline => Err(redefinition(
             src,
             last,
-            format!("`{name}` was written as an inline table `{{ … }}` at {first}; it cannot also be a section"),
+            format!(
+                "`{name}` was written as an inline table `{{ … }}` at {first}; it cannot also be a section"
+            ),
             "move its keys under the `[section]`, or remove the section",
         )),
         Some(_) => Err(redefinition(
@@ -114,7 +128,9 @@ pub(super) fn define_header(root: &mut Table, keys: &[KeySeg], src: &Src<'_>) ->
         None => Err(redefinition(
             src,
             last,
-            format!("`{name}` is already defined at {first} as {kind}; it cannot also be a section"),
+            format!(
+                "`{name}` is already defined at {first} as {kind}; it cannot also be a section"
+            ),
             "rename one of them, or remove the first definition",
         )),
     }

@@ -1,0 +1,187 @@
+//! The smaller sections: app, projections, sagas, snapshots, versioning, cqrs, security, http,
+//! metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// `[app]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// The application's name, used in logs and metrics (default `"mammoth"`).
+    pub name: String,
+    /// A free-form environment name (default `"development"`).
+    pub environment: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: "mammoth".to_owned(),
+            environment: "development".to_owned(),
+        }
+    }
+}
+
+/// Where a projection keeps its checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpoint {
+    /// In the event store's database, next to the events (the default).
+    #[default]
+    EventStore,
+    /// In the read model's own database, in the same transaction as the read model.
+    ReadModel,
+}
+
+/// `[projections.NAME]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionConfig {
+    /// Event types the projection handles (empty: all).
+    pub event_types: Vec<String>,
+    /// Stream categories the projection reads (empty: all).
+    pub categories: Vec<String>,
+    /// Where the checkpoint lives (default `event_store`).
+    pub checkpoint: Checkpoint,
+    /// Events per batch (default 100, at least 1).
+    pub batch_size: u32,
+    /// The read model's database, a URL or PDO DSN (may carry a password, so it is a secret).
+    pub read_dsn: Option<Secret<String>>,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            event_types: Vec::new(),
+            categories: Vec::new(),
+            checkpoint: Checkpoint::EventStore,
+            batch_size: 100,
+            read_dsn: None,
+        }
+    }
+}
+
+/// `[sagas.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SagaConfig {
+    /// The event type that starts a saga instance.
+    pub start_on: Option<String>,
+    /// Event types the saga reacts to.
+    pub event_types: Vec<String>,
+    /// Deadline for the whole saga.
+    #[serde(with = "crate::units::opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Deadline for each step.
+    #[serde(with = "crate::units::opt_duration")]
+    pub step_timeout: Option<Duration>,
+}
+
+/// `[snapshots]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// Snapshot an aggregate every this many events (default 100; 0 disables snapshots).
+    pub every: u64,
+    /// Per aggregate type overrides of `every`.
+    pub per_aggregate: BTreeMap<String, u64>,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            every: 100,
+            per_aggregate: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[versioning]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersioningConfig {
+    /// Run registered upcasters on read (default true).
+    pub upcasters: bool,
+}
+
+impl Default for VersioningConfig {
+    fn default() -> Self {
+        Self { upcasters: true }
+    }
+}
+
+/// `[cqrs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CqrsConfig {
+    /// Command name to handler name.
+    pub command_handlers: BTreeMap<String, String>,
+    /// Query name to handler name.
+    pub query_handlers: BTreeMap<String, String>,
+    /// Times a command is retried after a version conflict (default 3).
+    pub max_conflict_retries: u32,
+}
+
+impl Default for CqrsConfig {
+    fn default() -> Self {
+        Self {
+            command_handlers: BTreeMap::new(),
+            query_handlers: BTreeMap::new(),
+            max_conflict_retries: 3,
+        }
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The key that encrypts event payloads (none: no encryption).
+    pub encryption_key: Option<Secret<String>>,
+    /// Bearer tokens accepted by the HTTP API (empty: authentication off).
+    pub api_tokens: Vec<Secret<String>>,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `host:port` to listen on (default `127.0.0.1:8080`).
+    pub listen: String,
+    /// Largest accepted request body in bytes (default 1 MiB; written `"1MiB"` or a number).
+    #[serde(with = "crate::units::byte_size")]
+    pub body_limit: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            body_limit: 1 << 20,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve metrics (default true).
+    pub enabled: bool,
+    /// The path they are served at (default `/metrics`).
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/metrics".to_owned(),
+        }
+    }
+}
