@@ -1,2 +1,49 @@
-//! The `mammoth` binary (work in progress).
-fn main() {}
+//! The `mammoth` binary: parses the command line, sets up logging and the async runtime, runs
+//! one command, and turns its outcome into an exit code. Each command lives in its own module.
+
+mod bench;
+mod cli;
+mod config;
+mod events;
+mod exit;
+mod output;
+mod settings;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return exit::report(&error.into()),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that closed our stdout (`| head`) got what it wanted.
+        Err(error) if error.is::<output::Closed>() => ExitCode::SUCCESS,
+        Err(error) => exit::report(&error),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config(command) => config::run(command, &cli.global),
+        Command::Events(command) => events::run(command, &cli.global).await,
+        Command::Bench(command) => bench::run(command, &cli.global).await,
+    }
+}

@@ -1,0 +1,74 @@
+//! The command line as clap sees it: the global options and the top-level commands. Each
+//! command's own arguments live beside its code, in its module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{bench, config, events};
+
+const AFTER_LONG_HELP: &str = "\
+Configuration:
+  The configuration file is --config PATH, else $MAMMOTH_CONFIG, else ./mammoth.tsk if it
+  exists, else built-in defaults (embedded SQLite in ./mammoth-data/).
+
+Logging:
+  Logs go to stderr, filtered by RUST_LOG (default: warn), e.g. RUST_LOG=mammoth=debug.
+
+Exit codes:
+  0  success
+  1  runtime failure (storage, I/O)
+  2  usage or configuration error, or input the store rejected (nothing was written)
+  3  conflict: the stream was not at the expected version (nothing was written)
+
+Examples:
+  mammoth events append order-42 --type OrderCreated --data '{\"total\": 30}'
+  mammoth events read order-42
+  mammoth events tail --json
+  mammoth --config prod.tsk events stats
+  mammoth bench store --seconds 2";
+
+/// mammoth: an event store, message bus and saga toolkit. This binary inspects and operates a
+/// mammoth store.
+#[derive(Debug, Parser)]
+#[command(name = "mammoth", version, after_long_help = AFTER_LONG_HELP)]
+pub struct Cli {
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, before or after the command name.
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    /// The configuration file (mammoth.tsk) to use.
+    ///
+    /// Without it: $MAMMOTH_CONFIG, else ./mammoth.tsk if it exists, else built-in defaults.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of tables: one JSON document, or one JSON object
+    /// per line for commands that stream (events read/all/tail, bench store).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check and print the configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+
+    /// Append, read, follow and count events.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+
+    /// Measure the store beside raw SQLite on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}

@@ -1,0 +1,82 @@
+//! `mammoth events tail`: follow the global log live through a [`Subscription`] until Ctrl-C
+//! (or SIGTERM), then exit cleanly with code 0.
+
+use clap::Args;
+use mammoth_core::{EventFilter, EventStore as _, Position, Subscription};
+
+use crate::output::{Output, event_columns, event_header, event_json, event_row};
+use crate::store::AnyStore;
+
+/// Arguments of `events tail`.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  mammoth events tail                       # events appended from now on\n  mammoth events tail --from 1              # the whole log, then live\n  mammoth events tail --category order --json"
+)]
+pub struct TailArgs {
+    /// The global position to start at, inclusive (default: the first event appended after
+    /// the command starts).
+    #[arg(long, value_name = "POS")]
+    pub from: Option<Position>,
+
+    /// Only events of this type; repeat for several.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_types: Vec<String>,
+
+    /// Only events of streams in this category; repeat for several.
+    #[arg(long = "category", value_name = "CATEGORY")]
+    pub categories: Vec<String>,
+}
+
+/// Prints events as they are committed until interrupted.
+///
+/// # Errors
+/// A store failure.
+pub async fn run(store: &AnyStore, args: TailArgs, out: &mut Output) -> anyhow::Result<()> {
+    let from = match args.from {
+        Some(from) => from,
+        None => store.head_position().await? + 1,
+    };
+    let filter = EventFilter::all()
+        .with_types(args.event_types)
+        .with_categories(args.categories);
+    let mut subscription = Subscription::new(store, from, filter);
+    eprintln!("following the global log from position {from}; Ctrl-C to stop");
+    let columns = event_columns();
+    if !out.is_json() {
+        out.line(event_header(&columns))?;
+        out.flush()?;
+    }
+    let mut interrupted = std::pin::pin!(interrupted());
+    loop {
+        let batch = tokio::select! {
+            batch = subscription.next_batch() => batch?,
+            () = &mut interrupted => break,
+        };
+        for event in &batch {
+            if out.is_json() {
+                out.json_line(&event_json(event))?;
+            } else {
+                out.line(event_row(&columns, event))?;
+            }
+        }
+        out.flush()?;
+    }
+    out.flush()
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    // Without a signal handler there is nothing to wait for but Ctrl-C.
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,234 @@
+//! [`AnyStore`]: the one place the binary erases the backend type. Commands are written
+//! against [`EventStore`]; the configuration's `event_store.backend` picks the variant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::TryStreamExt as _;
+use mammoth_core::{
+    AppendResult, Direction, EventFilter, EventStore, ExpectedVersion, InMemoryEventStore,
+    NewEvent, Position, RecordedEvent, StoreError, StreamId, Version, read_all_pages,
+};
+use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
+use serde::Serialize;
+
+use crate::exit::ConfigError;
+use crate::settings::StoreSettings;
+
+/// How long a caught-up reader waits before looking again for events that another process
+/// committed (in-process appends wake it at once).
+const CROSS_PROCESS_POLL: Duration = Duration::from_millis(100);
+
+/// Every backend this binary can open, behind one [`EventStore`] implementation.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// The embedded default: one SQLite file.
+    Sqlite(SqliteEventStore),
+    /// The in-memory reference store: empty at start, gone at exit (for tests and trials).
+    Memory(Arc<InMemoryEventStore>),
+}
+
+/// What `events stats` reports.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// The backend name from the configuration.
+    pub backend: &'static str,
+    /// The head of the global log.
+    pub head_position: Position,
+    /// Streams with at least one event.
+    pub stream_count: u64,
+    /// Events stored.
+    pub event_count: u64,
+    /// Events per type, most frequent first.
+    pub events_per_type: Vec<TypeCount>,
+    /// Bytes on disk (database plus write-ahead log), `None` for a store with no files.
+    pub size_bytes: Option<u64>,
+}
+
+/// One row of [`Stats::events_per_type`].
+#[derive(Debug, Serialize)]
+pub struct TypeCount {
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// How many events of it are stored.
+    pub events: u64,
+}
+
+impl AnyStore {
+    /// Opens the backend the configuration names.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for a backend this build does not support; the backend's own error
+    /// when it cannot open.
+    pub fn open(settings: &StoreSettings) -> anyhow::Result<Self> {
+        match settings.backend.as_str() {
+            "sqlite" => {
+                let options = SqliteOptions {
+                    synchronous: settings.synchronous,
+                    limits: settings.limits,
+                    ..SqliteOptions::default()
+                };
+                Ok(Self::Sqlite(SqliteEventStore::open(&settings.sqlite_path, options)?))
+            }
+            "memory" => Ok(Self::Memory(Arc::new(InMemoryEventStore::with_limits(
+                settings.limits,
+            )))),
+            "postgres" | "mysql" => Err(ConfigError(format!(
+                "event_store.backend \"{}\" is not supported yet by this build; use \"sqlite\" (the default) or \"memory\"",
+                settings.backend
+            ))
+            .into()),
+            other => Err(ConfigError(format!(
+                "event_store.backend \"{other}\" is unknown; use \"sqlite\" (the default) or \"memory\""
+            ))
+            .into()),
+        }
+    }
+
+    /// The backend's name as the configuration spells it.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Memory(_) => "memory",
+        }
+    }
+
+    /// Counts of what the store holds.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub async fn stats(&self) -> anyhow::Result<Stats> {
+        match self {
+            Self::Sqlite(store) => {
+                let stats = store.stats().await?;
+                Ok(Stats {
+                    backend: self.backend_name(),
+                    head_position: stats.head_position,
+                    stream_count: stats.stream_count,
+                    event_count: stats.event_count,
+                    events_per_type: sort_types(stats.events_per_type),
+                    size_bytes: Some(stats.size_bytes),
+                })
+            }
+            Self::Memory(store) => {
+                // The memory store keeps no counters; scanning is fine at the sizes it holds.
+                let mut streams = std::collections::HashSet::new();
+                let mut types = std::collections::BTreeMap::<String, u64>::new();
+                let mut events = 0u64;
+                let mut all =
+                    std::pin::pin!(read_all_pages(store.as_ref(), 1, EventFilter::all(), 1024));
+                while let Some(event) = all.try_next().await? {
+                    events += 1;
+                    streams.insert(event.stream_id);
+                    *types.entry(event.event_type).or_default() += 1;
+                }
+                Ok(Stats {
+                    backend: self.backend_name(),
+                    head_position: store.head_position().await?,
+                    stream_count: streams.len() as u64,
+                    event_count: events,
+                    events_per_type: sort_types(types),
+                    size_bytes: None,
+                })
+            }
+        }
+    }
+
+    /// Flushes and closes the store; commands call it before they exit.
+    ///
+    /// # Errors
+    /// The backend's error.
+    pub async fn close(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.close().await?,
+            Self::Memory(store) => store.close(),
+        }
+        Ok(())
+    }
+}
+
+fn sort_types(types: impl IntoIterator<Item = (String, u64)>) -> Vec<TypeCount> {
+    let mut rows: Vec<TypeCount> = types
+        .into_iter()
+        .map(|(event_type, events)| TypeCount { event_type, events })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then(a.event_type.cmp(&b.event_type))
+    });
+    rows
+}
+
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($store) => $call,
+            AnyStore::Memory($store) => $call,
+        }
+    };
+}
+
+impl EventStore for AnyStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        delegate!(self, store => store.append(stream, expected, events).await)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: Direction,
+        from: Option<Version>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_stream(stream, direction, from, limit).await)
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        delegate!(self, store => store.read_all(from, filter, limit).await)
+    }
+
+    async fn head_position(&self) -> Result<Position, StoreError> {
+        delegate!(self, store => store.head_position().await)
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
+        delegate!(self, store => store.stream_version(stream).await)
+    }
+
+    async fn wait_for_append(&self, after: Position) -> Result<(), StoreError> {
+        // In-process notifications do not see commits by other processes (another `mammoth
+        // events append`), so a caught-up reader also looks again after a short interval;
+        // the contract allows spurious wake-ups.
+        let wait = async { delegate!(self, store => store.wait_for_append(after).await) };
+        match tokio::time::timeout(CROSS_PROCESS_POLL, wait).await {
+            Ok(result) => result,
+            Err(_elapsed) => Ok(()),
+        }
+    }
+}
+
+/// Opens the configured store, with the config key in the error when it fails.
+///
+/// # Errors
+/// See [`AnyStore::open`].
+pub fn open(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
+    AnyStore::open(settings).with_context(|| {
+        format!(
+            "cannot open the {} event store (event_store.backend)",
+            settings.backend
+        )
+    })
+}
