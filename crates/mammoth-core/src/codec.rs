@@ -344,10 +344,10 @@ fn decode_current<E: DomainEvent>(event: &JsonEvent, at: &Location) -> Result<E,
         schema_version: event.schema_version,
         reason: error.to_string(),
     };
-    if event.data.as_object().is_some_and(Map::is_empty) {
-        if let Ok(unit) = serde_json::from_value(Value::String(event.event_type.clone())) {
-            return Ok(unit);
-        }
+    if event.data.as_object().is_some_and(Map::is_empty)
+        && let Ok(unit) = serde_json::from_value(Value::String(event.event_type.clone()))
+    {
+        return Ok(unit);
     }
     let mut tagged = Map::with_capacity(1);
     tagged.insert(event.event_type.clone(), event.data.clone());

@@ -1,1 +1,3 @@
 //! mammoth-testkit (work in progress).
+
+pub mod aggregate;
