@@ -47,14 +47,18 @@ fn check(args: CheckArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(path.as_deref())?;
     let mut out = Output::new(global.json);
     if out.is_json() {
-        out.json_document(&settings.to_json())?;
+        let config = serde_json::value::RawValue::from_string(settings.config.to_json())?;
+        out.json_document(&serde_json::json!({
+            "file": settings.file,
+            "config": config,
+        }))?;
     } else {
         let source = settings.file.as_ref().map_or_else(
             || "built-in defaults (no configuration file)".to_owned(),
             |file| file.display().to_string(),
         );
         out.line(format!("# configuration OK: {source}"))?;
-        out.line(settings.render().trim_end())?;
+        out.line(settings.config.render().trim_end())?;
     }
     out.flush()
 }

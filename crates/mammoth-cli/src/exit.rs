@@ -34,22 +34,25 @@ macro_rules! usage_error {
 }
 pub(crate) use usage_error;
 
-/// A configuration that could not be loaded or names something this build cannot do.
+/// A configuration that names something this build cannot do.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub struct ConfigProblem(pub String);
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigProblem {}
 
 /// The exit code for `error`, from the first error in its chain that says what kind it is.
 pub fn code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if cause.is::<UsageError>() || cause.is::<ConfigError>() {
+        if cause.is::<UsageError>()
+            || cause.is::<ConfigProblem>()
+            || cause.is::<mammoth_config::ConfigError>()
+        {
             return USAGE;
         }
         if let Some(store) = cause.downcast_ref::<StoreError>() {
@@ -68,8 +71,12 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
 /// Prints `error` to stderr the way a user reads it and returns the exit code.
 pub fn report(error: &anyhow::Error) -> ExitCode {
     let mut causes = error.chain();
-    if let Some(first) = causes.next() {
-        eprintln!("error: {first}");
+    match causes.next() {
+        // A configuration error prints as a compiler diagnostic: `file:line:col: error[E..]`,
+        // the source line and a caret.
+        Some(first) if first.is::<mammoth_config::ConfigError>() => eprintln!("{first}"),
+        Some(first) => eprintln!("error: {first}"),
+        None => {}
     }
     for cause in causes {
         eprintln!("  caused by: {cause}");

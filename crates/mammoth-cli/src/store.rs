@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
+use mammoth_config::EventStoreBackend;
 use mammoth_core::{
     AppendResult, Direction, EventFilter, EventStore, ExpectedVersion, InMemoryEventStore,
     NewEvent, Position, RecordedEvent, StoreError, StreamId, Version, read_all_pages,
@@ -13,7 +14,7 @@ use mammoth_core::{
 use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
 use serde::Serialize;
 
-use crate::exit::ConfigError;
+use crate::exit::ConfigProblem;
 use crate::settings::StoreSettings;
 
 /// How long a caught-up reader waits before looking again for events that another process
@@ -60,28 +61,27 @@ impl AnyStore {
     /// Opens the backend the configuration names.
     ///
     /// # Errors
-    /// A [`ConfigError`] for a backend this build does not support; the backend's own error
+    /// A [`ConfigProblem`] for a backend this build does not support; the backend's own error
     /// when it cannot open.
     pub fn open(settings: &StoreSettings) -> anyhow::Result<Self> {
-        match settings.backend.as_str() {
-            "sqlite" => {
+        match settings.backend {
+            EventStoreBackend::Sqlite => {
                 let options = SqliteOptions {
                     synchronous: settings.synchronous,
                     limits: settings.limits,
                     ..SqliteOptions::default()
                 };
-                Ok(Self::Sqlite(SqliteEventStore::open(&settings.sqlite_path, options)?))
+                Ok(Self::Sqlite(SqliteEventStore::open(
+                    &settings.sqlite_path,
+                    options,
+                )?))
             }
-            "memory" => Ok(Self::Memory(Arc::new(InMemoryEventStore::with_limits(
-                settings.limits,
-            )))),
-            "postgres" | "mysql" => Err(ConfigError(format!(
-                "event_store.backend \"{}\" is not supported yet by this build; use \"sqlite\" (the default) or \"memory\"",
-                settings.backend
-            ))
-            .into()),
-            other => Err(ConfigError(format!(
-                "event_store.backend \"{other}\" is unknown; use \"sqlite\" (the default) or \"memory\""
+            EventStoreBackend::Memory => Ok(Self::Memory(Arc::new(
+                InMemoryEventStore::with_limits(settings.limits),
+            ))),
+            other => Err(ConfigProblem(format!(
+                "event_store.backend \"{}\" is not supported yet by this build of mammoth; set event_store.backend to \"sqlite\" (the default) or \"memory\"",
+                other.as_str()
             ))
             .into()),
         }
@@ -220,15 +220,16 @@ impl EventStore for AnyStore {
     }
 }
 
-/// Opens the configured store, with the config key in the error when it fails.
+/// Opens the configured store, saying which store in the error when it fails.
 ///
 /// # Errors
 /// See [`AnyStore::open`].
 pub fn open(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
-    AnyStore::open(settings).with_context(|| {
-        format!(
-            "cannot open the {} event store (event_store.backend)",
-            settings.backend
-        )
+    AnyStore::open(settings).with_context(|| match settings.backend {
+        EventStoreBackend::Sqlite => format!(
+            "cannot open the event store {} (event_store.dsn)",
+            settings.sqlite_path.display()
+        ),
+        other => format!("cannot open the {} event store", other.as_str()),
     })
 }

@@ -39,6 +39,7 @@ pub async fn run(store: &AnyStore, args: TailArgs, out: &mut Output) -> anyhow::
     let filter = EventFilter::all()
         .with_types(args.event_types)
         .with_categories(args.categories);
+    let mut interrupt = Interrupt::listen()?;
     let mut subscription = Subscription::new(store, from, filter);
     eprintln!("following the global log from position {from}; Ctrl-C to stop");
     let columns = event_columns();
@@ -46,11 +47,10 @@ pub async fn run(store: &AnyStore, args: TailArgs, out: &mut Output) -> anyhow::
         out.line(event_header(&columns))?;
         out.flush()?;
     }
-    let mut interrupted = std::pin::pin!(interrupted());
     loop {
         let batch = tokio::select! {
             batch = subscription.next_batch() => batch?,
-            () = &mut interrupted => break,
+            () = interrupt.recv() => break,
         };
         for event in &batch {
             if out.is_json() {
@@ -64,19 +64,36 @@ pub async fn run(store: &AnyStore, args: TailArgs, out: &mut Output) -> anyhow::
     out.flush()
 }
 
-/// Resolves on Ctrl-C, or on SIGTERM where there is one.
-async fn interrupted() {
+/// Ctrl-C and SIGTERM, caught from the moment this is created (so a signal that arrives
+/// before the first wait still ends the command cleanly rather than killing it).
+struct Interrupt {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Interrupt {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                signals: (
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                ),
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    // Without a signal handler there is nothing to wait for but Ctrl-C.
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.signals.0.recv() => {}
+            _ = self.signals.1.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
