@@ -30,6 +30,14 @@ impl Cursor {
         self.pos
     }
 
+    /// The characters from index `start` to index `end`.
+    pub(crate) fn slice(&self, start: usize, end: usize) -> String {
+        self.chars
+            .get(start..end)
+            .map(|chars| chars.iter().collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }

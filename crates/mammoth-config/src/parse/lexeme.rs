@@ -1,4 +1,4 @@
-//! Strings, numbers and bare words.
+//! Strings and bare words (numbers are in `number`).
 
 use super::{PResult, Parser, at};
 use crate::error::{Diagnostic, ErrorCode};
@@ -23,6 +23,16 @@ pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len().saturating_add(2));
     out.push('"');
     let mut chars = text.chars().peekable();
+    if looks_like_operator(text) {
+        // Written as an escape so the text does not read as a quoted operator (E007).
+        let lead: String = text.chars().take_while(|c| c.is_whitespace()).collect();
+        for c in lead.chars() {
+            chars.next();
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+        chars.next();
+        out.push_str("\\u{40}");
+    }
     while let Some(c) = chars.next() {
         match c {
             '"' => out.push_str("\\\""),
@@ -59,9 +69,16 @@ impl Parser<'_> {
     /// A string in value position: any of the three forms, never an operator in quotes.
     pub(super) fn string_value(&mut self) -> PResult<Value> {
         let span = self.cur.span();
+        let start = self.cur.index();
+        let quotes = if self.cur.starts_with("\"\"\"") { 3 } else { 1 };
         let text = self.any_string()?;
-        if looks_like_operator(&text) {
-            let unquoted = text.trim().replace('\'', "\"");
+        // Judged on the source, so an escape such as `\u{40}env(…)` can still say the text.
+        let raw = self.cur.slice(
+            start.saturating_add(quotes),
+            self.cur.index().saturating_sub(quotes),
+        );
+        if looks_like_operator(&raw) {
+            let unquoted = raw.trim().replace('\'', "\"");
             return Err(self.src.err_help(
                 ErrorCode::QuotedOperator,
                 span,
@@ -262,138 +279,6 @@ impl Parser<'_> {
             .ok()
             .and_then(char::from_u32)
             .ok_or_else(|| bad(self))
-    }
-
-    /// An integer or a float; the cursor is at `-` or a digit.
-    pub(super) fn number(&mut self) -> PResult<Value> {
-        let span = self.cur.span();
-        let start = self.cur.index();
-        let number_error = |p: &Self, message: &str, help: String| {
-            p.src.err_help(ErrorCode::Number, span, message, help)
-        };
-        let mut text = String::new();
-        if self.cur.eat('-') {
-            text.push('-');
-        }
-        if !self.cur.peek_is(|c| c.is_ascii_digit()) {
-            return Err(self.src.err_help(
-                ErrorCode::Expression,
-                span,
-                "expressions are not supported (`-` must be followed by digits)",
-                "write a number such as `-1`, or quote text: `\"-x\"`",
-            ));
-        }
-        if self.cur.peek() == Some('0') && self.cur.peek_at(1).is_some_and(|c| "xXoObB".contains(c))
-        {
-            return Err(number_error(
-                self,
-                "hexadecimal, octal and binary numbers are not supported",
-                "write the number in decimal".into(),
-            ));
-        }
-        let digits = self.digits();
-        if digits.len() > 1 && digits.starts_with('0') {
-            let trimmed = digits.trim_start_matches('0');
-            let fixed = if trimmed.is_empty() { "0" } else { trimmed };
-            return Err(number_error(
-                self,
-                "leading zeros are not allowed",
-                format!("write `{text}{fixed}`, or quote it if it is an identifier"),
-            ));
-        }
-        text.push_str(&digits);
-        if self.cur.peek() == Some('_') && self.cur.peek_at(1).is_some_and(|c| c.is_ascii_digit()) {
-            return Err(number_error(
-                self,
-                "digit separators `_` are not supported",
-                "write the digits without `_`".into(),
-            ));
-        }
-        let mut is_float = false;
-        if self.cur.peek() == Some('.') {
-            if self.cur.peek_at(1).is_some_and(|c| c.is_ascii_digit()) {
-                self.cur.bump();
-                text.push('.');
-                text.push_str(&self.digits());
-                is_float = true;
-            } else if !self
-                .cur
-                .peek_at(1)
-                .is_some_and(|c| c.is_alphanumeric() || c == '.')
-            {
-                return Err(number_error(
-                    self,
-                    "a decimal point must be followed by digits",
-                    format!("write `{text}.0`"),
-                ));
-            }
-        }
-        if self.cur.peek_is(|c| c == 'e' || c == 'E') {
-            let sign = usize::from(self.cur.peek_at(1).is_some_and(|c| c == '+' || c == '-'));
-            let has_digit = self
-                .cur
-                .peek_at(sign.saturating_add(1))
-                .is_some_and(|c| c.is_ascii_digit());
-            if is_float {
-                text.push('e');
-                self.cur.bump();
-                if let Some(s) = self.cur.peek().filter(|c| *c == '+' || *c == '-') {
-                    text.push(s);
-                    self.cur.bump();
-                }
-                let exponent = self.digits();
-                if exponent.is_empty() {
-                    return Err(number_error(
-                        self,
-                        "an exponent needs digits",
-                        "write a float such as `1.5e3`".into(),
-                    ));
-                }
-                text.push_str(&exponent);
-            } else if has_digit {
-                return Err(number_error(
-                    self,
-                    "an exponent needs a fraction",
-                    format!("write `{text}.0e…`"),
-                ));
-            }
-        }
-        // `100ms`, `1.5.3`, `0.0.0.0:8080`: text that starts with a digit.
-        if self
-            .cur
-            .peek_is(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '@'))
-        {
-            return Err(self.bare_word_error(span, start));
-        }
-        if is_float {
-            match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => Ok(at(ValueKind::Float(f), span)),
-                _ => Err(number_error(
-                    self,
-                    "float out of range",
-                    "floats must be finite 64-bit values".into(),
-                )),
-            }
-        } else {
-            text.parse::<i64>()
-                .map(|i| at(ValueKind::Int(i), span))
-                .map_err(|_| {
-                    number_error(
-                        self,
-                        "integer out of range: integers must fit a signed 64-bit value",
-                        "quote it if it is an identifier rather than a number".into(),
-                    )
-                })
-        }
-    }
-
-    fn digits(&mut self) -> String {
-        let mut out = String::new();
-        while let Some(c) = self.cur.peek().filter(char::is_ascii_digit) {
-            out.push(c);
-            self.cur.bump();
-        }
-        out
     }
 
     /// `true`, `false`, `null`, or an unquoted-string error.

@@ -8,6 +8,7 @@
 mod container;
 mod cursor;
 mod lexeme;
+mod number;
 mod operator;
 mod tree;
 

@@ -11,13 +11,20 @@ fn store(text: &str) -> EventStoreConfig {
 }
 
 fn url(text: &str) -> String {
-    store(text).connection_url().unwrap_or_else(|e| panic!("{e}")).expose().clone()
+    store(text)
+        .connection_url()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expose()
+        .clone()
 }
 
 #[test]
 fn seed_pdo_mysql_dsn_becomes_a_url_with_the_username_and_password() {
     let text = "[event_store]\nbackend: \"mysql\"\ndsn: \"mysql:host=localhost;dbname=event_store\"\nusername: \"root\"\npassword: \"p@ss word\"\n";
-    assert_eq!(url(text), "mysql://root:p%40ss%20word@localhost/event_store");
+    assert_eq!(
+        url(text),
+        "mysql://root:p%40ss%20word@localhost/event_store"
+    );
 }
 
 #[test]
@@ -37,7 +44,11 @@ fn dsn_naming_another_database_than_the_backend_is_e018_at_the_dsn() {
     let text = "[event_store]\nbackend: \"postgres\"\ndsn: @env.secure(\"DSN\")\n";
     let err = super::config_env(text, &[("DSN", "mysql://u:hunter2@db/es")]).expect_err("mismatch");
     assert_error_at(&err, "E018", 3, 1);
-    assert!(err.diagnostic().message().contains("`mysql` address but `backend` is `postgres`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("`mysql` address but `backend` is `postgres`")
+    );
     assert!(!err.to_string().contains("hunter2"));
 }
 
@@ -63,15 +74,26 @@ fn sqlite_path_comes_from_each_dsn_form() {
         let s = store(&format!("[event_store]\ndsn: \"{dsn}\"\n"));
         assert_eq!(s.sqlite_path(), Path::new(path), "{dsn}");
     }
-    assert_eq!(store("").sqlite_path(), Path::new("./mammoth-data/mammoth.db"));
+    assert_eq!(
+        store("").sqlite_path(),
+        Path::new("./mammoth-data/mammoth.db")
+    );
 }
 
 #[test]
 fn sqlite_and_memory_connection_urls() {
     assert_eq!(url(""), "sqlite://./mammoth-data/mammoth.db?mode=rwc");
-    assert_eq!(url("[event_store]\ndsn: \"sqlite:x.db\"\n"), "sqlite://x.db?mode=rwc");
+    assert_eq!(
+        url("[event_store]\ndsn: \"sqlite:x.db\"\n"),
+        "sqlite://x.db?mode=rwc"
+    );
     assert_eq!(url("[event_store]\nbackend: \"memory\"\n"), "memory://");
-    assert_error_at(&error("[event_store]\ndsn: \"postgres://h/db\"\n"), "E018", 2, 1);
+    assert_error_at(
+        &error("[event_store]\ndsn: \"postgres://h/db\"\n"),
+        "E018",
+        2,
+        1,
+    );
 }
 
 #[test]

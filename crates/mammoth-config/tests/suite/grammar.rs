@@ -6,7 +6,10 @@ use super::{assert_error_at, config, doc, error};
 
 fn get(text: &str, key: &str) -> ValueKind {
     let d = doc(text).unwrap_or_else(|e| panic!("{e}"));
-    d.get(key).map(Value::kind).cloned().unwrap_or_else(|| panic!("{key} missing in {text:?}"))
+    d.get(key)
+        .map(Value::kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("{key} missing in {text:?}"))
 }
 
 fn string(text: &str, key: &str) -> String {
@@ -25,7 +28,10 @@ fn header_dotted_keys_and_inline_objects_build_the_same_tree() {
         "message_bus: { retry: { max_attempts: 3, jitter: false } }\n",
         "[message_bus]\nretry = { max_attempts = 3, jitter = false }\n",
     ];
-    let configs: Vec<_> = forms.iter().map(|f| config(f).unwrap_or_else(|e| panic!("{e}"))).collect();
+    let configs: Vec<_> = forms
+        .iter()
+        .map(|f| config(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
     for (form, c) in forms.iter().zip(&configs) {
         assert_eq!(c.message_bus.retry.max_attempts, 3, "{form}");
         assert!(!c.message_bus.retry.jitter, "{form}");
@@ -47,7 +53,10 @@ fn multi_line_arrays_and_objects_accept_newlines_comments_and_trailing_commas() 
     match get(text, "a") {
         ValueKind::Array(items) => {
             let ints: Vec<_> = items.iter().map(|v| v.kind().clone()).collect();
-            assert_eq!(ints, vec![ValueKind::Int(1), ValueKind::Int(2), ValueKind::Int(3)]);
+            assert_eq!(
+                ints,
+                vec![ValueKind::Int(1), ValueKind::Int(2), ValueKind::Int(3)]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -95,14 +104,20 @@ fn quoted_keys_may_hold_dots_and_spaces() {
     let d = doc(text).unwrap_or_else(|e| panic!("{e}"));
     let a = d.root().lookup(["a", "b.c"]).map(Value::kind);
     assert_eq!(a, Some(&ValueKind::Int(1)));
-    let p = d.root().lookup(["projections", "order summary", "batch_size"]).map(Value::kind);
+    let p = d
+        .root()
+        .lookup(["projections", "order summary", "batch_size"])
+        .map(Value::kind);
     assert_eq!(p, Some(&ValueKind::Int(5)));
 }
 
 #[test]
 fn scalars_cover_the_integer_and_float_forms() {
     assert_eq!(get("n: -0", "n"), ValueKind::Int(0));
-    assert_eq!(get("n: -9223372036854775808", "n"), ValueKind::Int(i64::MIN));
+    assert_eq!(
+        get("n: -9223372036854775808", "n"),
+        ValueKind::Int(i64::MIN)
+    );
     assert_eq!(get("n: 9223372036854775807", "n"), ValueKind::Int(i64::MAX));
     assert_eq!(get("f: 2.0", "f"), ValueKind::Float(2.0));
     assert_eq!(get("f: -0.25", "f"), ValueKind::Float(-0.25));
@@ -124,7 +139,12 @@ fn crlf_files_parse_like_lf_and_report_the_same_columns() {
 
 #[test]
 fn byte_order_mark_is_skipped_and_columns_start_after_it() {
-    assert_eq!(config("\u{feff}[app]\nname: \"x\"").map(|c| c.app.name).ok(), Some("x".into()));
+    assert_eq!(
+        config("\u{feff}[app]\nname: \"x\"")
+            .map(|c| c.app.name)
+            .ok(),
+        Some("x".into())
+    );
     assert_error_at(&error("\u{feff}name: x"), "E003", 1, 7);
 }
 
@@ -142,7 +162,10 @@ fn lone_carriage_return_is_refused() {
 #[test]
 fn empty_and_comment_only_files_are_the_defaults() {
     assert_eq!(config("").ok(), Some(mammoth_config::Config::default()));
-    assert_eq!(config("# nothing\n\n   // here\n").ok(), Some(mammoth_config::Config::default()));
+    assert_eq!(
+        config("# nothing\n\n   // here\n").ok(),
+        Some(mammoth_config::Config::default())
+    );
 }
 
 #[test]
@@ -150,7 +173,10 @@ fn values_keep_their_positions_and_operator_values_sit_at_the_at_sign() {
     let d = doc("[app]\n  name: \"x\"\nlist: [1,\n  2]\n").unwrap_or_else(|e| panic!("{e}"));
     let name = d.get("app.name").map(Value::span).map(|s| (s.line, s.col));
     assert_eq!(name, Some((2, 9)));
-    let entry = d.root().lookup_entry(&["app", "name"]).map(|e| (e.key_span().line, e.key_span().col));
+    let entry = d
+        .root()
+        .lookup_entry(&["app", "name"])
+        .map(|e| (e.key_span().line, e.key_span().col));
     assert_eq!(entry, Some((2, 3)));
     let second = match d.get("app.list").map(Value::kind) {
         Some(ValueKind::Array(items)) => items.get(1).map(|v| (v.span().line, v.span().col)),

@@ -43,10 +43,19 @@ pub(crate) fn error(text: &str) -> ConfigError {
 pub(crate) fn assert_error_at(err: &ConfigError, code: &str, line: u32, col: u32) {
     let shown = err.to_string();
     assert_eq!(err.code().as_str(), code, "wrong code in:\n{shown}");
-    let span = err.span().unwrap_or_else(|| panic!("no position in:\n{shown}"));
-    assert_eq!((span.line, span.col), (line, col), "wrong position in:\n{shown}");
+    let span = err
+        .span()
+        .unwrap_or_else(|| panic!("no position in:\n{shown}"));
+    assert_eq!(
+        (span.line, span.col),
+        (line, col),
+        "wrong position in:\n{shown}"
+    );
     let header = format!("{PATH}:{line}:{col}: error[{code}]: ");
-    assert!(shown.starts_with(&header), "header {header:?} missing in:\n{shown}");
+    assert!(
+        shown.starts_with(&header),
+        "header {header:?} missing in:\n{shown}"
+    );
     assert_eq!(caret_col(&shown), Some(col), "caret misplaced in:\n{shown}");
 }
 
@@ -62,6 +71,8 @@ pub(crate) fn caret_col(shown: &str) -> Option<u32> {
 
 /// 1-based column of the first `needle` in `line`, in characters.
 pub(crate) fn col_of(line: &str, needle: &str) -> u32 {
-    let byte = line.find(needle).unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+    let byte = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
     u32::try_from(line[..byte].chars().count() + 1).unwrap_or(0)
 }

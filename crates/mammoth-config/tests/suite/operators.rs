@@ -11,12 +11,17 @@ use super::{assert_error_at, config_env, doc};
 const SECRET: &str = "s3cr3t-value-never-printed";
 
 fn env_map(env: &[(&str, &str)]) -> HashMap<String, String> {
-    env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    env.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn value(text: &str, env: &[(&str, &str)], key: &str) -> ValueKind {
-    let d = Document::parse(text, Path::new(super::PATH), &env_map(env)).unwrap_or_else(|e| panic!("{e}"));
-    d.get(key).map(|v| v.kind().clone()).unwrap_or_else(|| panic!("{key} missing"))
+    let d = Document::parse(text, Path::new(super::PATH), &env_map(env))
+        .unwrap_or_else(|e| panic!("{e}"));
+    d.get(key)
+        .map(|v| v.kind().clone())
+        .unwrap_or_else(|| panic!("{key} missing"))
 }
 
 fn env_error(text: &str, env: &[(&str, &str)]) -> mammoth_config::ConfigError {
@@ -25,7 +30,10 @@ fn env_error(text: &str, env: &[(&str, &str)]) -> mammoth_config::ConfigError {
 
 #[test]
 fn env_reads_a_string_and_an_empty_variable_counts_as_set() {
-    assert_eq!(value("h: @env(\"HOST\")", &[("HOST", "db")], "h"), ValueKind::String("db".into()));
+    assert_eq!(
+        value("h: @env(\"HOST\")", &[("HOST", "db")], "h"),
+        ValueKind::String("db".into())
+    );
     let empty = value("h: @env(\"HOST\", \"fallback\")", &[("HOST", "")], "h");
     assert_eq!(empty, ValueKind::String(String::new()));
 }
@@ -41,22 +49,46 @@ fn unset_env_without_default_is_e011_naming_the_variable() {
 fn defaults_of_each_type_apply_when_unset_and_force_the_parse_when_set() {
     let none: &[(&str, &str)] = &[];
     let cases: [(&str, &str, ValueKind, ValueKind); 5] = [
-        ("\"dev\"", "prod", ValueKind::String("dev".into()), ValueKind::String("prod".into())),
+        (
+            "\"dev\"",
+            "prod",
+            ValueKind::String("dev".into()),
+            ValueKind::String("prod".into()),
+        ),
         ("6379", " 6380 ", ValueKind::Int(6379), ValueKind::Int(6380)),
         ("2.5", "0.5", ValueKind::Float(2.5), ValueKind::Float(0.5)),
-        ("true", "false", ValueKind::Bool(true), ValueKind::Bool(false)),
-        ("null", "text", ValueKind::Null, ValueKind::String("text".into())),
+        (
+            "true",
+            "false",
+            ValueKind::Bool(true),
+            ValueKind::Bool(false),
+        ),
+        (
+            "null",
+            "text",
+            ValueKind::Null,
+            ValueKind::String("text".into()),
+        ),
     ];
     for (default, set, unset_value, set_value) in cases {
         let text = format!("v: @env(\"V\", {default})");
         assert_eq!(value(&text, none, "v"), unset_value, "{default} unset");
-        assert_eq!(value(&text, &[("V", set)], "v"), set_value, "{default} set to {set:?}");
+        assert_eq!(
+            value(&text, &[("V", set)], "v"),
+            set_value,
+            "{default} set to {set:?}"
+        );
     }
 }
 
 #[test]
 fn env_text_not_of_the_defaults_type_is_e012_without_echoing_it() {
-    for (default, bad) in [("6379", "six"), ("2.5", "NaN"), ("true", "maybe"), ("1", "")] {
+    for (default, bad) in [
+        ("6379", "six"),
+        ("2.5", "NaN"),
+        ("true", "maybe"),
+        ("1", ""),
+    ] {
         let err = env_error(&format!("v: @env(\"PORT\", {default})"), &[("PORT", bad)]);
         assert_error_at(&err, "E012", 1, 4);
         let shown = err.to_string();
@@ -72,7 +104,12 @@ fn secure_operators_refuse_a_default_with_e012() {
     let line = "k: @env.secure(\"KEY\", \"dev\")";
     let err = env_error(line, &[("KEY", "x")]);
     assert_error_at(&err, "E012", 1, super::col_of(line, "\"dev\""));
-    assert_error_at(&env_error("k: @file.secure(\"f\", \"x\")", &[]), "E012", 1, 22);
+    assert_error_at(
+        &env_error("k: @file.secure(\"f\", \"x\")", &[]),
+        "E012",
+        1,
+        22,
+    );
 }
 
 #[test]
@@ -93,11 +130,23 @@ fn unset_secure_variable_is_e011_and_says_no_default_is_possible() {
 
 #[test]
 fn env_secure_value_never_shows_in_debug_display_render_json_or_errors() {
-    let text = "[security]\nencryption_key: @env.secure(\"KEY\")\napi_tokens: [@env.secure(\"KEY\")]\n";
+    let text =
+        "[security]\nencryption_key: @env.secure(\"KEY\")\napi_tokens: [@env.secure(\"KEY\")]\n";
     let config = config_env(text, &[("KEY", SECRET)]).unwrap_or_else(|e| panic!("{e}"));
-    let key = config.security.encryption_key.as_ref().map(|k| k.expose().as_str());
+    let key = config
+        .security
+        .encryption_key
+        .as_ref()
+        .map(|k| k.expose().as_str());
     assert_eq!(key, Some(SECRET));
-    assert_eq!(config.security.api_tokens.first().map(|t| t.expose().as_str()), Some(SECRET));
+    assert_eq!(
+        config
+            .security
+            .api_tokens
+            .first()
+            .map(|t| t.expose().as_str()),
+        Some(SECRET)
+    );
     for shown in [
         format!("{config:?}"),
         config.render(),
@@ -112,25 +161,40 @@ fn env_secure_value_never_shows_in_debug_display_render_json_or_errors() {
 }
 
 fn doc_with_secret() -> Document {
-    Document::parse("k: @env.secure(\"KEY\")", Path::new(super::PATH), &[("KEY", SECRET)])
-        .unwrap_or_else(|e| panic!("{e}"))
+    Document::parse(
+        "k: @env.secure(\"KEY\")",
+        Path::new(super::PATH),
+        &[("KEY", SECRET)],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn secret_into_a_plain_string_field_is_refused_without_showing_it() {
-    let err = config_env("[app]\nname: @env.secure(\"KEY\")", &[("KEY", SECRET)]).expect_err("refused");
+    let err =
+        config_env("[app]\nname: @env.secure(\"KEY\")", &[("KEY", SECRET)]).expect_err("refused");
     assert_error_at(&err, "E017", 2, 7);
     let shown = err.to_string();
-    assert!(shown.contains("`app.name`") && shown.contains("secret field"), "{shown}");
+    assert!(
+        shown.contains("`app.name`") && shown.contains("secret field"),
+        "{shown}"
+    );
     assert!(!shown.contains(SECRET));
-    let err = config_env("[event_store]\npool_size: @env.secure(\"KEY\")", &[("KEY", "12")]);
+    let err = config_env(
+        "[event_store]\npool_size: @env.secure(\"KEY\")",
+        &[("KEY", "12")],
+    );
     assert_eq!(err.map_err(|e| e.code().as_str()).err(), Some("E017"));
 }
 
 #[test]
 fn plain_string_may_fill_a_secret_field() {
-    let config = super::config("[security]\nencryption_key: \"plain\"").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.security.encryption_key.map(|k| k.expose().clone()), Some("plain".into()));
+    let config =
+        super::config("[security]\nencryption_key: \"plain\"").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.security.encryption_key.map(|k| k.expose().clone()),
+        Some("plain".into())
+    );
 }
 
 #[test]
@@ -155,9 +219,19 @@ fn file_is_relative_to_the_config_directory_and_loses_one_trailing_newline() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     write(dir.path(), "config/name.txt", b"orders\n\n");
     write(dir.path(), "secrets/key", b"k3y\r\n");
-    let d = parse_in(dir.path(), "a: @file(\"name.txt\")\nb: @file('../secrets/key')").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(d.get("a").map(|v| v.kind().clone()), Some(ValueKind::String("orders\n".into())));
-    assert_eq!(d.get("b").map(|v| v.kind().clone()), Some(ValueKind::String("k3y".into())));
+    let d = parse_in(
+        dir.path(),
+        "a: @file(\"name.txt\")\nb: @file('../secrets/key')",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        d.get("a").map(|v| v.kind().clone()),
+        Some(ValueKind::String("orders\n".into()))
+    );
+    assert_eq!(
+        d.get("b").map(|v| v.kind().clone()),
+        Some(ValueKind::String("k3y".into()))
+    );
 }
 
 #[test]
@@ -191,7 +265,11 @@ fn missing_directory_or_non_utf8_file_is_e011_naming_the_path() {
 #[test]
 fn file_secure_produces_a_secret_that_only_expose_reveals() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    write(dir.path(), "config/key.b64", format!("{SECRET}\n").as_bytes());
+    write(
+        dir.path(),
+        "config/key.b64",
+        format!("{SECRET}\n").as_bytes(),
+    );
     let text = "[security]\nencryption_key: @file.secure(\"key.b64\")\n";
     let path = dir.path().join("config/app.tsk");
     let config = Config::from_str_with_env(text, &path, &mammoth_config::EmptyEnv)
@@ -205,7 +283,17 @@ fn file_secure_produces_a_secret_that_only_expose_reveals() {
 #[test]
 fn unterminated_or_misused_operator_arguments_are_reported() {
     assert_error_at(&doc("a: @env").expect_err("no paren"), "E013", 1, 8);
-    assert_error_at(&doc("a: @file(\"x\", \"y\")").expect_err("two args"), "E013", 1, 15);
-    assert_error_at(&doc("a: @env(\"X\", [1])").expect_err("array default"), "E013", 1, 14);
+    assert_error_at(
+        &doc("a: @file(\"x\", \"y\")").expect_err("two args"),
+        "E013",
+        1,
+        15,
+    );
+    assert_error_at(
+        &doc("a: @env(\"X\", [1])").expect_err("array default"),
+        "E013",
+        1,
+        14,
+    );
     assert_error_at(&doc("a: @env(\"X\" x)").expect_err("junk"), "E013", 1, 13);
 }

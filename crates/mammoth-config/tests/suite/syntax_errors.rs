@@ -11,7 +11,11 @@ fn go_operator_is_refused_with_the_code_running_hint() {
         d.message(),
         "unsupported operator `@go`; allowed: @env, @env.secure, @file, @file.secure"
     );
-    assert!(d.help().unwrap_or("").contains("code-running operators are never supported; name a built-in backend"));
+    assert!(
+        d.help()
+            .unwrap_or("")
+            .contains("code-running operators are never supported; name a built-in backend")
+    );
 }
 
 #[test]
@@ -19,7 +23,11 @@ fn php_and_query_get_the_code_running_hint_but_date_does_not() {
     for op in ["@php(\"x\")", "@query(\"SELECT 1\")"] {
         let err = error(&format!("a: {op}"));
         assert_error_at(&err, "E001", 1, 4);
-        assert!(err.to_string().contains("code-running operators are never supported"), "{op}");
+        assert!(
+            err.to_string()
+                .contains("code-running operators are never supported"),
+            "{op}"
+        );
     }
     let err = error("when: @date(\"Y\")");
     assert_error_at(&err, "E001", 1, 7);
@@ -30,7 +38,11 @@ fn php_and_query_get_the_code_running_hint_but_date_does_not() {
 fn dotted_unknown_operator_is_named_in_full() {
     let err = error("x: @x.tsk.get(\"a\")");
     assert_error_at(&err, "E001", 1, 4);
-    assert!(err.diagnostic().message().starts_with("unsupported operator `@x.tsk.get`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .starts_with("unsupported operator `@x.tsk.get`")
+    );
 }
 
 #[test]
@@ -51,14 +63,21 @@ fn variables_are_refused_as_values_and_as_keys() {
 fn bare_word_value_is_an_unquoted_string_with_the_quoted_fix() {
     let err = error("[message_bus]\nbackend: redis   # the bus\n");
     assert_error_at(&err, "E003", 2, 10);
-    assert_eq!(err.diagnostic().message(), "unquoted string; write `\"redis\"`");
+    assert_eq!(
+        err.diagnostic().message(),
+        "unquoted string; write `\"redis\"`"
+    );
 }
 
 #[test]
 fn unquoted_url_and_duration_suggest_the_whole_text_quoted() {
     let err = error("url: nats://nats:4222");
     assert_error_at(&err, "E003", 1, 6);
-    assert!(err.diagnostic().message().contains("`\"nats://nats:4222\"`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("`\"nats://nats:4222\"`")
+    );
     let err = error("timeout: 100ms");
     assert_error_at(&err, "E003", 1, 10);
     assert!(err.diagnostic().message().contains("`\"100ms\"`"));
@@ -67,11 +86,27 @@ fn unquoted_url_and_duration_suggest_the_whole_text_quoted() {
 
 #[test]
 fn capitalised_or_yes_no_booleans_point_to_true_and_false() {
-    for (word, fix) in [("TRUE", "true"), ("yes", "true"), ("False", "false"), ("off", "false")] {
+    for (word, fix) in [
+        ("TRUE", "true"),
+        ("yes", "true"),
+        ("False", "false"),
+        ("off", "false"),
+    ] {
         let err = error(&format!("enabled: {word}"));
         assert_error_at(&err, "E003", 1, 10);
-        assert!(err.diagnostic().message().contains("booleans are `true`/`false`"), "{word}");
-        assert!(err.diagnostic().help().unwrap_or("").contains(&format!("`{fix}`")), "{word}");
+        assert!(
+            err.diagnostic()
+                .message()
+                .contains("booleans are `true`/`false`"),
+            "{word}"
+        );
+        assert!(
+            err.diagnostic()
+                .help()
+                .unwrap_or("")
+                .contains(&format!("`{fix}`")),
+            "{word}"
+        );
     }
 }
 
@@ -79,7 +114,11 @@ fn capitalised_or_yes_no_booleans_point_to_true_and_false() {
 fn tusklang_blocks_are_refused_at_the_brace_or_angle() {
     let err = error("server {\n  port: 1\n}");
     assert_error_at(&err, "E004", 1, 8);
-    assert!(err.diagnostic().message().contains("use `[server]` or `server: { … }`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("use `[server]` or `server: { … }`")
+    );
     assert_error_at(&error("server >\n"), "E004", 1, 8);
     assert_error_at(&error("a: 1\n<\n"), "E004", 2, 1);
 }
@@ -96,7 +135,12 @@ fn expressions_are_refused_at_their_operator() {
     for (line, op) in cases {
         let err = error(line);
         assert_error_at(&err, "E005", 1, col_of(line, op));
-        assert!(err.diagnostic().message().starts_with("expressions are not supported"), "{line}");
+        assert!(
+            err.diagnostic()
+                .message()
+                .starts_with("expressions are not supported"),
+            "{line}"
+        );
     }
 }
 
@@ -105,7 +149,11 @@ fn interpolation_in_a_string_points_at_the_dollar() {
     let line = "greeting: \"hello ${name}\"";
     let err = error(line);
     assert_error_at(&err, "E006", 1, col_of(line, "$"));
-    assert!(err.diagnostic().message().contains("no interpolation; write `\\${`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("no interpolation; write `\\${`")
+    );
     assert_error_at(&error("t: \"\"\"\nabc ${x}\n\"\"\""), "E006", 2, 5);
 }
 
@@ -121,14 +169,22 @@ fn operator_written_inside_quotes_asks_to_remove_them() {
 fn duplicate_key_names_the_first_definition() {
     let err = error("[app]\nname: \"a\"\nname: \"b\"\n");
     assert_error_at(&err, "E008", 3, 1);
-    assert!(err.diagnostic().message().contains("`app.name` is already defined at 2:1"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("`app.name` is already defined at 2:1")
+    );
 }
 
 #[test]
 fn duplicate_section_and_header_equivalent_keys_are_redefinitions() {
     let err = error("[app]\nname: \"a\"\n[app]\n");
     assert_error_at(&err, "E008", 3, 2);
-    assert!(err.diagnostic().message().contains("already defined at 1:2"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("already defined at 1:2")
+    );
     let text = "[message_bus]\nretry.max_attempts: 3\n[message_bus.retry]\nmax_attempts: 4\n";
     let err = error(text);
     assert_error_at(&err, "E008", 4, 1);
@@ -139,7 +195,11 @@ fn duplicate_section_and_header_equivalent_keys_are_redefinitions() {
 fn scalar_then_table_and_closed_inline_tables_clash() {
     let err = error("a: 1\na.b: 2");
     assert_error_at(&err, "E008", 2, 1);
-    assert!(err.diagnostic().message().contains("already defined at 1:1 as an integer"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("already defined at 1:1 as an integer")
+    );
     assert_error_at(&error("r: { x: 1 }\nr.y: 2"), "E008", 2, 1);
     assert_error_at(&error("r: { x: 1 }\n[r]"), "E008", 2, 2);
     assert_error_at(&error("a: { b: 1, b: 2 }"), "E008", 1, 12);
@@ -176,7 +236,17 @@ fn bad_escape_and_block_comment_are_lexical_errors() {
 
 #[test]
 fn number_forms_outside_the_grammar_are_refused() {
-    for text in ["0xFF", "0o17", "0b101", "+1", "007", "1.", "9223372036854775808", "1e5", "1_000"] {
+    for text in [
+        "0xFF",
+        "0o17",
+        "0b101",
+        "+1",
+        "007",
+        "1.",
+        "9223372036854775808",
+        "1e5",
+        "1_000",
+    ] {
         let err = error(&format!("n: {text}"));
         assert_error_at(&err, "E010", 1, 4);
     }

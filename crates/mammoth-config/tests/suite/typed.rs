@@ -16,7 +16,10 @@ fn ok(text: &str) -> Config {
 fn no_keys_means_embedded_sqlite_embedded_bus_and_documented_defaults() {
     let c = ok("");
     assert_eq!(c.event_store.backend, EventStoreBackend::Sqlite);
-    assert_eq!(c.event_store.sqlite_path(), std::path::Path::new("./mammoth-data/mammoth.db"));
+    assert_eq!(
+        c.event_store.sqlite_path(),
+        std::path::Path::new("./mammoth-data/mammoth.db")
+    );
     assert_eq!(c.event_store.pool_size, 10);
     assert_eq!(c.event_store.synchronous, Synchronous::Full);
     assert_eq!(c.event_store.max_event_size, 1 << 20);
@@ -24,13 +27,28 @@ fn no_keys_means_embedded_sqlite_embedded_bus_and_documented_defaults() {
     assert_eq!(c.message_bus.backend, MessageBusBackend::Embedded);
     assert_eq!(c.message_bus.queue_prefix, "queue:");
     let r = &c.message_bus.retry;
-    assert_eq!((r.max_attempts, r.backoff, r.multiplier, r.jitter), (3, Backoff::Exponential, 2.0, true));
-    assert_eq!((r.base_delay, r.max_delay), (Duration::from_millis(100), Duration::from_secs(5)));
+    assert_eq!(
+        (r.max_attempts, r.backoff, r.multiplier, r.jitter),
+        (3, Backoff::Exponential, 2.0, true)
+    );
+    assert_eq!(
+        (r.base_delay, r.max_delay),
+        (Duration::from_millis(100), Duration::from_secs(5))
+    );
     assert_eq!(c.message_bus.dead_letter.destination, "dead_letter");
-    assert_eq!((c.app.name.as_str(), c.app.environment.as_str()), ("mammoth", "development"));
+    assert_eq!(
+        (c.app.name.as_str(), c.app.environment.as_str()),
+        ("mammoth", "development")
+    );
     assert_eq!((c.snapshots.every, c.cqrs.max_conflict_retries), (100, 3));
-    assert_eq!((c.http.listen.as_str(), c.http.body_limit), ("127.0.0.1:8080", 1 << 20));
-    assert_eq!((c.metrics.enabled, c.metrics.path.as_str()), (true, "/metrics"));
+    assert_eq!(
+        (c.http.listen.as_str(), c.http.body_limit),
+        ("127.0.0.1:8080", 1 << 20)
+    );
+    assert_eq!(
+        (c.metrics.enabled, c.metrics.path.as_str()),
+        (true, "/metrics")
+    );
     assert!(c.versioning.upcasters && c.projections.is_empty() && c.sagas.is_empty());
     assert_eq!(c, Config::default());
 }
@@ -47,8 +65,14 @@ fn misspelt_section_is_e016_at_the_key_with_a_did_you_mean() {
 fn misspelt_nested_key_names_its_full_path() {
     let err = error("[message_bus]\nretry: { max_atempts: 3 }\n");
     assert_error_at(&err, "E016", 2, 10);
-    assert_eq!(err.diagnostic().message(), "unknown key `message_bus.retry.max_atempts`");
-    assert_eq!(err.diagnostic().help(), Some("did you mean `max_attempts`?"));
+    assert_eq!(
+        err.diagnostic().message(),
+        "unknown key `message_bus.retry.max_atempts`"
+    );
+    assert_eq!(
+        err.diagnostic().help(),
+        Some("did you mean `max_attempts`?")
+    );
     let err = error("[projections.p]\nbatchsize: 3\n");
     assert_error_at(&err, "E016", 2, 1);
     assert_eq!(err.diagnostic().help(), Some("did you mean `batch_size`?"));
@@ -58,17 +82,29 @@ fn misspelt_nested_key_names_its_full_path() {
 fn unrelated_unknown_key_lists_the_allowed_ones() {
     let err = error("[metrics]\nzzzzzz: 1\n");
     assert_error_at(&err, "E016", 2, 1);
-    assert_eq!(err.diagnostic().help(), Some("expected one of: `enabled`, `path`"));
+    assert_eq!(
+        err.diagnostic().help(),
+        Some("expected one of: `enabled`, `path`")
+    );
 }
 
 #[test]
 fn wrong_type_is_e017_at_the_value_naming_the_key() {
     let err = error("[event_store]\npool_size: \"ten\"\n");
     assert_error_at(&err, "E017", 2, 12);
-    assert!(err.diagnostic().message().starts_with("`event_store.pool_size`: expected"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .starts_with("`event_store.pool_size`: expected")
+    );
     assert_error_at(&error("[metrics]\nenabled: 1\n"), "E017", 2, 10);
     assert_error_at(&error("event_store: 5"), "E017", 1, 14);
-    assert_error_at(&error("[projections.p]\nevent_types: [\"a\", 2]"), "E017", 2, 20);
+    assert_error_at(
+        &error("[projections.p]\nevent_types: [\"a\", 2]"),
+        "E017",
+        2,
+        20,
+    );
 }
 
 #[test]
@@ -80,7 +116,9 @@ fn unknown_backend_is_e018_with_a_did_you_mean() {
 
 #[test]
 fn backend_aliases_mariadb_and_nats_are_accepted() {
-    let c = ok("[event_store]\nbackend: \"mariadb\"\ndsn: \"mysql://h/db\"\n[message_bus]\nbackend: \"nats\"\n");
+    let c = ok(
+        "[event_store]\nbackend: \"mariadb\"\ndsn: \"mysql://h/db\"\n[message_bus]\nbackend: \"nats\"\n",
+    );
     assert_eq!(c.event_store.backend, EventStoreBackend::Mysql);
     assert_eq!(c.message_bus.backend, MessageBusBackend::NatsJetstream);
 }
@@ -100,7 +138,10 @@ fn durations_parse_and_a_bad_one_is_e018_at_its_value() {
 #[test]
 fn sizes_accept_bytes_or_units_and_refuse_junk() {
     let c = ok("[event_store]\nmax_event_size: 2048\n[http]\nbody_limit: \"2MiB\"\n");
-    assert_eq!((c.event_store.max_event_size, c.http.body_limit), (2048, 2 << 20));
+    assert_eq!(
+        (c.event_store.max_event_size, c.http.body_limit),
+        (2048, 2 << 20)
+    );
     assert_error_at(&error("[http]\nbody_limit: \"lots\""), "E018", 2, 13);
     assert_error_at(&error("[http]\nbody_limit: -1"), "E018", 2, 13);
 }
@@ -117,8 +158,16 @@ fn range_violations_point_at_the_offending_key() {
         ("[message_bus.retry]\nmultiplier: 0.5\n", 2, "multiplier"),
         ("[message_bus]\nretry.max_attempts: 0\n", 2, "max_attempts"),
         ("[projections.p]\nbatch_size: 0\n", 2, "batch_size"),
-        ("[message_bus.retry]\nbase_delay: \"10s\"\nmax_delay: \"1s\"\n", 2, "base_delay"),
-        ("[sagas.s]\ntimeout: \"1m\"\nstep_timeout: \"2m\"\n", 3, "step_timeout"),
+        (
+            "[message_bus.retry]\nbase_delay: \"10s\"\nmax_delay: \"1s\"\n",
+            2,
+            "base_delay",
+        ),
+        (
+            "[sagas.s]\ntimeout: \"1m\"\nstep_timeout: \"2m\"\n",
+            3,
+            "step_timeout",
+        ),
         ("[http]\nlisten: \"8080\"\n", 2, "listen"),
         ("[metrics]\npath: \"metrics\"\n", 2, "path"),
         ("[event_store]\npool_size: 0\n", 2, "pool_size"),
@@ -135,7 +184,11 @@ fn range_violations_point_at_the_offending_key() {
 fn violation_of_a_default_value_points_at_the_nearest_written_key() {
     let err = error("[event_store]\nbackend: \"postgres\"\n");
     assert_error_at(&err, "E018", 2, 1);
-    assert!(err.diagnostic().message().contains("needs `event_store.dsn`"));
+    assert!(
+        err.diagnostic()
+            .message()
+            .contains("needs `event_store.dsn`")
+    );
     let err = error("[message_bus]\nbackend: \"embedded\"\nurl: \"nats://x\"\n");
     assert_error_at(&err, "E018", 2, 1);
 }
@@ -146,9 +199,15 @@ fn enums_and_maps_fill_from_the_file() {
     let c = ok(text);
     assert_eq!(c.event_store.synchronous, Synchronous::Normal);
     let p = c.projections.get("p").cloned().unwrap_or_default();
-    assert_eq!((p.checkpoint, p.categories), (Checkpoint::ReadModel, vec!["order".to_owned()]));
+    assert_eq!(
+        (p.checkpoint, p.categories),
+        (Checkpoint::ReadModel, vec!["order".to_owned()])
+    );
     assert_eq!(c.snapshots.per_aggregate.get("Order"), Some(&50));
-    assert_eq!(c.cqrs.command_handlers.get("Create").map(String::as_str), Some("orders.create"));
+    assert_eq!(
+        c.cqrs.command_handlers.get("Create").map(String::as_str),
+        Some("orders.create")
+    );
 }
 
 #[test]
@@ -158,7 +217,9 @@ fn render_prints_sections_and_reparses_to_the_same_config() {
     let rendered = c.render();
     assert!(rendered.contains("[event_store]\n") && rendered.contains("backend: \"sqlite\"\n"));
     assert!(rendered.contains("[projections.\"a b\"]"), "{rendered}");
-    assert!(rendered.contains("multiplier: 1.5\n") && rendered.contains("base_delay: \"1s 500ms\""));
+    assert!(
+        rendered.contains("multiplier: 1.5\n") && rendered.contains("base_delay: \"1s 500ms\"")
+    );
     assert_eq!(config(&rendered).map_err(|e| e.to_string()), Ok(c));
     assert_eq!(config(&ok("").render()).ok(), Some(Config::default()));
 }
