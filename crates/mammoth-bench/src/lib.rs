@@ -191,6 +191,20 @@ pub(crate) fn remove_database(path: &Path) {
     }
 }
 
+/// An integer with `,` between groups of three digits, as the reports print counts.
+pub(crate) fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        let remaining = digits.len() - index;
+        if index > 0 && remaining / 3 * 3 == remaining {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// Runs blocking work (the raw baseline) on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, BenchError> + Send + 'static,

@@ -11,7 +11,7 @@ use mammoth_core::{EventStore as _, ExpectedVersion};
 
 use crate::memory::{count_log, read_in_child, read_log};
 use crate::workload::{event, open_store, stream};
-use crate::{BenchError, Case, CaseResult, Harness, ReadReport, blocking, raw};
+use crate::{BenchError, Case, CaseResult, Harness, ReadReport, blocking, raw, thousands};
 
 /// Concurrent writers that populate the log; group commit merges their batches.
 const POPULATE_TASKS: u64 = 4;
@@ -110,7 +110,7 @@ async fn populated(harness: &mut Harness) -> Result<(PathBuf, u64), BenchError> 
     crate::remove_database(&path);
     let progress = harness.progress_handle();
     progress.phase(
-        &format!("writing a log of {wanted} events to read"),
+        &format!("writing a log of {} events to read", thousands(wanted)),
         Some(wanted),
     );
     let store = open_store(&path, harness.options().synchronous)?;

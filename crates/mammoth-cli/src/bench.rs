@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use mammoth_bench::{
     BenchOptions, Case, CaseResult, ChildCommand, DEFAULT_READ_EVENTS, Harness, Progress,
 };
@@ -258,12 +258,20 @@ impl Progress for Bar {
     fn phase(&self, label: &str, length: Option<u64>) {
         let template = match length {
             Some(_) => {
-                "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} events ({per_sec}, {eta} left)"
+                "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} events ({rate}, {eta} left)"
             }
-            None => "{spinner} {msg}: {human_pos} events ({per_sec}, {elapsed})",
+            None => "{spinner} {msg}: {human_pos} events ({rate}, {elapsed})",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            self.0.set_style(style.progress_chars("=> "));
+            let style = style
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = write!(out, "{}/s", thousands(state.per_sec() as u64));
+                    },
+                )
+                .progress_chars("=> ");
+            self.0.set_style(style);
         }
         self.0.reset();
         self.0.set_length(length.unwrap_or(0));

@@ -61,14 +61,23 @@ pub struct GlobalOptions {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check and print the configuration.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth config check\n  mammoth config check config/production.tsk --json"
+    )]
     Config(config::ConfigCommand),
 
     /// Append, read, follow and count events.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth events append order-42 --type OrderCreated --data '{\"total\": 30}'\n  mammoth events read order-42 --json\n  mammoth events all --type OrderCreated --limit 10\n  mammoth events tail\n  mammoth events stats"
+    )]
     Events(events::EventsCommand),
 
     /// Measure the store beside raw SQLite on this machine.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth bench store --seconds 2\n  mammoth bench store --cases b,c --json"
+    )]
     Bench(bench::BenchCommand),
 }

@@ -24,6 +24,9 @@ pub enum EventsCommand {
     /// Follow the global log live until interrupted (Ctrl-C).
     Tail(tail::TailArgs),
     /// Show the head position, stream and event counts, events per type and size on disk.
+    #[command(
+        after_long_help = "Examples:\n  mammoth events stats\n  mammoth events stats --json | jq .event_count"
+    )]
     Stats,
 }
 
