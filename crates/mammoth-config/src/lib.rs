@@ -35,7 +35,6 @@ mod value;
 
 use std::path::{Path, PathBuf};
 
-pub use de::DeError;
 pub use document::Document;
 pub use env::{EmptyEnv, Env, ProcessEnv};
 pub use error::{ConfigError, Diagnostic, ErrorCode};
