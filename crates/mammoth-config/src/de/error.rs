@@ -44,11 +44,6 @@ impl DeError {
         self
     }
 
-    /// The error code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
-
     /// Converts to a [`ConfigError`] placed in `doc`, naming the key path.
     pub(crate) fn into_config_error(self, doc: &Document) -> ConfigError {
         let message = match (&self.key, self.code) {
