@@ -184,3 +184,10 @@ fn values_keep_their_positions_and_operator_values_sit_at_the_at_sign() {
     };
     assert_eq!(second, Some((4, 3)));
 }
+
+#[test]
+fn caret_line_copies_tabs_so_it_lines_up_under_the_column() {
+    let err = error("[app]\n\tname: orders\n");
+    assert_error_at(&err, "E003", 2, 8);
+    assert!(err.to_string().contains("\n  | \t      ^"), "{err}");
+}

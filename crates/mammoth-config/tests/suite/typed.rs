@@ -240,3 +240,15 @@ fn errors_from_validate_on_code_built_configs_have_no_position() {
     assert_eq!((err.code().as_str(), err.span()), ("E018", None));
     assert!(Config::default().validate().is_ok());
 }
+
+#[test]
+fn text_that_looks_like_an_operator_renders_escaped_and_reads_back_as_text() {
+    let mut c = Config::default();
+    c.app.name = "@env(\"X\")".to_owned();
+    let rendered = c.render();
+    assert!(
+        rendered.contains("name: \"\\u{40}env(\\\"X\\\")\""),
+        "{rendered}"
+    );
+    assert_eq!(config(&rendered).map_err(|e| e.to_string()), Ok(c));
+}
