@@ -24,6 +24,7 @@ mod durable;
 mod error;
 mod read;
 pub mod schema;
+pub mod snapshot;
 mod store;
 mod tail;
 mod writer;
