@@ -37,6 +37,10 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// The names of the built-in fields; free fields may not use them.
+    pub const FIELDS: [&'static str; 5] =
+        ["correlation_id", "causation_id", "actor", "tenant", "trace_context"];
+
     /// True when no field is set; such metadata is stored as `{}`.
     pub fn is_empty(&self) -> bool {
         self.correlation_id.is_none()

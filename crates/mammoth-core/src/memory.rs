@@ -102,10 +102,15 @@ impl InMemoryEventStore {
                 actual: current,
             });
         }
+        // Parse every event's metadata before changing anything, so a failure writes nothing.
+        let metadata = prepared
+            .iter()
+            .map(|event| crate::Metadata::from_json(&event.metadata))
+            .collect::<Result<Vec<_>, _>>()?;
         let recorded_at_micros = now_micros();
         let first_position = inner.log.len() as Position + 1;
         let count = prepared.len();
-        for (offset, event) in prepared.into_iter().enumerate() {
+        for (offset, (event, metadata)) in prepared.into_iter().zip(metadata).enumerate() {
             let index = inner.log.len();
             inner.log.push(RecordedEvent {
                 id: event.id,
@@ -115,7 +120,7 @@ impl InMemoryEventStore {
                 event_type: event.event_type,
                 schema_version: event.schema_version,
                 data: event.data,
-                metadata: crate::Metadata::from_json(&event.metadata)?,
+                metadata,
                 recorded_at_micros,
             });
             inner.ids.insert(event.id, index);

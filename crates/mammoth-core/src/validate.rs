@@ -75,12 +75,30 @@ fn check_data(event_type: &str, data: &str) -> Result<(), StoreError> {
         .map_err(|error| invalid(format!("event data is not valid JSON: {error}")))
 }
 
+/// Free metadata fields may not reuse a typed field's name: stored as one JSON object, the two
+/// would collide and the metadata would not read back as written.
+fn check_metadata(metadata: &Metadata) -> Result<(), StoreError> {
+    match metadata
+        .extra
+        .keys()
+        .find(|key| Metadata::FIELDS.contains(&key.as_str()))
+    {
+        Some(key) => Err(StoreError::InvalidMetadata {
+            reason: format!(
+                "the free field `{key}` has the name of a built-in metadata field; set the field itself or rename the free one"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Validates an append and prepares its events for writing.
 ///
 /// # Errors
 /// [`StoreError::EmptyAppend`], [`StoreError::TooManyEvents`], [`StoreError::InvalidEventType`],
 /// [`StoreError::InvalidSchemaVersion`], [`StoreError::InvalidData`],
-/// [`StoreError::EventTooLarge`], or [`StoreError::DuplicateEventId`] for an id given twice.
+/// [`StoreError::EventTooLarge`], [`StoreError::InvalidMetadata`] for a free metadata field
+/// named like a built-in one, or [`StoreError::DuplicateEventId`] for an id given twice.
 pub fn validate_append(
     stream: &StreamId,
     events: Vec<NewEvent>,
@@ -109,6 +127,7 @@ pub fn validate_append(
                 });
             }
             check_data(&event.event_type, &event.data)?;
+            check_metadata(&event.metadata)?;
             let metadata = Metadata::to_json(&event.metadata);
             let size = event.data.len() + metadata.len();
             if size > limits.max_event_bytes {
@@ -144,6 +163,10 @@ pub fn validate_append(
 pub type StoredAt = (String, Version, Position);
 
 /// Decides whether an append of `ids` to `stream` is a re-send of an earlier append.
+///
+/// A re-send is recognized by its ids alone: content is not compared, and re-sending a run of
+/// ids that is stored at consecutive versions (say the first event of an earlier two-event
+/// append) returns the versions and positions of that run.
 ///
 /// `found[i]` says where `ids[i]` is already stored, if anywhere. Returns `Ok(None)` when none
 /// is stored (a new append), `Ok(Some(result))` with the earlier append's result when every id

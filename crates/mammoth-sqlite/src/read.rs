@@ -32,9 +32,13 @@ fn event_from_row(row: &Row<'_>, stream: &StreamId) -> rusqlite::Result<Recorded
 }
 
 /// Reads up to `limit` events of `stream` from version `from` in `direction`.
+///
+/// `tail` is the writer's in-memory list of unindexed entries when this process is the
+/// writer; a read-only handle (`None`) finds them by scanning the log after `indexed_through`
+/// instead, inside the same read transaction as the index query.
 pub(crate) fn stream(
     conn: &Connection,
-    tail: &SharedTail,
+    tail: Option<&SharedTail>,
     stream: &StreamId,
     direction: Direction,
     from: Option<Version>,
@@ -52,8 +56,13 @@ pub(crate) fn stream(
     let Some(key) = key else {
         return Ok(Vec::new());
     };
-    // Copy the tail before querying the index: see tail.rs for why this order finds everything.
-    let unindexed = tail.entries(key);
+    // One snapshot for every query below.
+    let snapshot = conn.unchecked_transaction().map_err(on(action))?;
+    let unindexed = match tail {
+        // Copy the tail before querying the index: see tail.rs for why this order finds everything.
+        Some(tail) => tail.entries(key),
+        None => unindexed_from_log(conn, key).map_err(on(action))?,
+    };
     let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut by_position = conn
         .prepare_cached(&format!(
@@ -125,7 +134,24 @@ pub(crate) fn stream(
             }
         }
     }
+    drop(snapshot);
     Ok(out)
+}
+
+/// The (version, position) of a stream's events that the writer has not indexed yet.
+fn unindexed_from_log(conn: &Connection, key: i64) -> rusqlite::Result<Vec<(Version, Position)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT version, position FROM events
+         WHERE position > (SELECT value FROM mammoth_meta WHERE key = 'indexed_through')
+           AND stream_key = ?1 ORDER BY position",
+    )?;
+    let rows = statement.query_map([key], |row| {
+        Ok((
+            row.get::<_, i64>(0)? as Version,
+            row.get::<_, i64>(1)? as Position,
+        ))
+    })?;
+    rows.collect()
 }
 
 /// Reads up to `limit` events of the global log from `from` that pass `filter`.

@@ -24,7 +24,10 @@ use crate::{SqliteOptions, Synchronous, read};
 
 /// How long `open` waits for another handle in this process (or a process that is exiting) to
 /// release the writer lock.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a read-only handle looks for events another process appended.
+const READ_ONLY_POLL: Duration = Duration::from_millis(50);
 
 /// Counts and sizes of a store, for `mammoth events stats`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,12 +44,18 @@ pub struct StoreStats {
     pub size_bytes: u64,
 }
 
-struct Shared {
-    path: PathBuf,
-    options: SqliteOptions,
+/// The writer side of a handle that owns the file.
+struct WriterHandle {
     requests: mpsc::Sender<Request>,
     tail: Arc<SharedTail>,
     head: watch::Receiver<Position>,
+}
+
+struct Shared {
+    path: PathBuf,
+    options: SqliteOptions,
+    /// None for a read-only handle.
+    writer: Option<WriterHandle>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
     closed: AtomicBool,
@@ -125,13 +134,83 @@ impl SqliteEventStore {
                 path,
                 read_permits: Semaphore::new(options.read_connections.max(1)),
                 options,
-                requests,
-                tail,
-                head,
+                writer: Some(WriterHandle {
+                    requests,
+                    tail,
+                    head,
+                }),
                 readers: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Opens an existing store for reading only, beside a process that may be writing it.
+    ///
+    /// No lock is taken and no writer runs: appends fail with a clear error, the head is read
+    /// from the file, and [`EventStore::wait_for_append`] polls every 50 ms. This is what
+    /// `mammoth events read/all/tail/stats` use, so they work while a server writes.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the file does not exist or is not a mammoth store.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(StoreError::backend(
+                "sqlite",
+                "opening the store",
+                format!(
+                    "there is no store at {}; append an event first, or point event_store.dsn at the right file",
+                    path.display()
+                ),
+                false,
+            ));
+        }
+        let conn = open_reader(&path)?;
+        let version: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM mammoth_meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|error| {
+                StoreError::backend(
+                    "sqlite",
+                    "opening the store",
+                    format!("{} is not a mammoth store: {error}", path.display()),
+                    false,
+                )
+            })
+            .map(Some)?;
+        if version.is_some_and(|version| version > schema::SCHEMA_VERSION) {
+            return Err(StoreError::backend(
+                "sqlite",
+                "opening the store",
+                format!(
+                    "{} has a newer schema than this mammoth knows; upgrade mammoth",
+                    path.display()
+                ),
+                false,
+            ));
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                read_permits: Semaphore::new(options.read_connections.max(1)),
+                options,
+                writer: None,
+                readers: Mutex::new(vec![conn]),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// True for a handle opened with [`SqliteEventStore::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.shared.writer.is_none()
     }
 
     /// The database file's path.
@@ -150,15 +229,18 @@ impl SqliteEventStore {
         if self.shared.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let (reply, done) = oneshot::channel();
-        if self.shared.requests.send(Request::Close(reply)).is_err() {
-            return Ok(());
-        }
         self.shared
             .readers
             .lock()
             .map(|mut readers| readers.clear())
             .ok();
+        let Some(writer) = &self.shared.writer else {
+            return Ok(());
+        };
+        let (reply, done) = oneshot::channel();
+        if writer.requests.send(Request::Close(reply)).is_err() {
+            return Ok(());
+        }
         done.await.unwrap_or(Ok(()))
     }
 
@@ -167,7 +249,7 @@ impl SqliteEventStore {
     /// # Errors
     /// [`StoreError::Backend`] or [`StoreError::Closed`].
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let head_position = self.head_now()?;
+        let head_position = self.head_now().await?;
         let path = self.shared.path.clone();
         self.with_reader(move |conn, _| {
             let action = "computing statistics";
@@ -194,9 +276,21 @@ impl SqliteEventStore {
         .await
     }
 
-    fn head_now(&self) -> Result<Position, StoreError> {
+    async fn head_now(&self) -> Result<Position, StoreError> {
         self.check_open()?;
-        Ok(*self.shared.head.borrow())
+        match &self.shared.writer {
+            Some(writer) => Ok(*writer.head.borrow()),
+            None => {
+                self.with_reader(|conn, _| {
+                    conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                    .map(|head| head as Position)
+                    .map_err(on("reading the head"))
+                })
+                .await
+            }
+        }
     }
 
     fn check_open(&self) -> Result<(), StoreError> {
@@ -209,7 +303,7 @@ impl SqliteEventStore {
     async fn with_reader<T, F>(&self, read: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &SharedTail) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection, Option<&SharedTail>) -> Result<T, StoreError> + Send + 'static,
     {
         self.check_open()?;
         let _permit = self
@@ -229,11 +323,12 @@ impl SqliteEventStore {
                 Some(conn) => conn,
                 None => open_reader(&shared.path)?,
             };
-            let result = read(&conn, &shared.tail);
-            if let Ok(mut readers) = shared.readers.lock() {
-                if !shared.closed.load(Ordering::SeqCst) {
-                    readers.push(conn);
-                }
+            let tail = shared.writer.as_ref().map(|writer| &*writer.tail);
+            let result = read(&conn, tail);
+            if let Ok(mut readers) = shared.readers.lock()
+                && !shared.closed.load(Ordering::SeqCst)
+            {
+                readers.push(conn);
             }
             result
         })
@@ -305,6 +400,17 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.check_open()?;
+        let Some(writer) = &self.shared.writer else {
+            return Err(StoreError::backend(
+                "sqlite",
+                "appending events",
+                format!(
+                    "{} was opened read-only; open it with SqliteEventStore::open to append",
+                    self.shared.path.display()
+                ),
+                false,
+            ));
+        };
         let events = validate_append(stream, events, &self.shared.options.limits)?;
         let (reply, result) = oneshot::channel();
         let append = Append {
@@ -313,7 +419,7 @@ impl EventStore for SqliteEventStore {
             events,
             reply,
         };
-        self.shared
+        writer
             .requests
             .send(Request::Append(append))
             .map_err(|_| StoreError::Closed)?;
@@ -348,7 +454,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn head_position(&self) -> Result<Position, StoreError> {
-        self.head_now()
+        self.head_now().await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
@@ -360,7 +466,14 @@ impl EventStore for SqliteEventStore {
 
     async fn wait_for_append(&self, after: Position) -> Result<(), StoreError> {
         self.check_open()?;
-        let mut head = self.shared.head.clone();
+        let Some(writer) = &self.shared.writer else {
+            // Another process writes: poll the file.
+            while self.head_now().await? <= after {
+                tokio::time::sleep(READ_ONLY_POLL).await;
+            }
+            return Ok(());
+        };
+        let mut head = writer.head.clone();
         head.wait_for(|head| *head > after)
             .await
             .map_err(|_| StoreError::Closed)?;

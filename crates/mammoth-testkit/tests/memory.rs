@@ -7,26 +7,7 @@ use mammoth_testkit::{InMemoryFactory, check_against_model, conformance, conform
 mod suite {
     use super::InMemoryFactory;
 
-    // Skipped: mammoth-core's InMemoryEventStore half-writes a batch whose metadata has free
-    // fields shadowing typed ones; see `in_memory_store_still_half_writes_shadowing_metadata`.
-    super::conformance_tests!(
-        InMemoryFactory,
-        skip = [metadata_fields_shadowing_typed_fields_never_half_write_a_batch]
-    );
-}
-
-/// Regression canary for a mammoth-core bug. `validate_append` serializes metadata without
-/// checking that it parses back, and `InMemoryEventStore::append` parses it back inside its
-/// write loop with `?`. Metadata whose free fields shadow a typed field (`extra["actor"] = 5`,
-/// or `tenant` set both ways) fails that parse, so in a batch [ok, shadowing, ok] the first
-/// event is already in the log when the append returns `InvalidMetadata`: a failed append that
-/// wrote something, with no wake-up for subscribers. When core is fixed this test fails; then
-/// delete it and the skip above.
-#[tokio::test]
-#[should_panic(expected = "the append failed")]
-async fn in_memory_store_still_half_writes_shadowing_metadata() {
-    conformance::metadata_fields_shadowing_typed_fields_never_half_write_a_batch(&InMemoryFactory)
-        .await;
+    super::conformance_tests!(InMemoryFactory);
 }
 
 /// The race at the size PostgreSQL drivers run it (32 writers, 4 readers).
