@@ -37,6 +37,11 @@ pub enum EventsCommand {
 pub async fn run(command: EventsCommand, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
     let store = store::open(&settings.store)?;
+    if matches!(store, store::AnyStore::Memory(_)) {
+        eprintln!(
+            "note: event_store.backend is \"memory\": events live only while this command runs"
+        );
+    }
     let mut out = Output::new(global.json);
     let result = match command {
         EventsCommand::Append(args) => append::run(&store, args, &mut out).await,
