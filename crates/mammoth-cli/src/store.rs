@@ -2,7 +2,6 @@
 //! against [`EventStore`]; the configuration's `event_store.backend` picks the variant.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::TryStreamExt as _;
@@ -17,9 +16,14 @@ use serde::Serialize;
 use crate::exit::ConfigProblem;
 use crate::settings::StoreSettings;
 
-/// How long a caught-up reader waits before looking again for events that another process
-/// committed (in-process appends wake it at once).
-const CROSS_PROCESS_POLL: Duration = Duration::from_millis(100);
+/// What a command needs from the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Appends: the command becomes the file's one writer.
+    ReadWrite,
+    /// Reads only: no writer lock, so it works while another process writes.
+    ReadOnly,
+}
 
 /// Every backend this binary can open, behind one [`EventStore`] implementation.
 #[derive(Clone)]
@@ -63,7 +67,7 @@ impl AnyStore {
     /// # Errors
     /// A [`ConfigProblem`] for a backend this build does not support; the backend's own error
     /// when it cannot open.
-    pub fn open(settings: &StoreSettings) -> anyhow::Result<Self> {
+    pub fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<Self> {
         match settings.backend {
             EventStoreBackend::Sqlite => {
                 let options = SqliteOptions {
@@ -71,10 +75,15 @@ impl AnyStore {
                     limits: settings.limits,
                     ..SqliteOptions::default()
                 };
-                Ok(Self::Sqlite(SqliteEventStore::open(
-                    &settings.sqlite_path,
-                    options,
-                )?))
+                let path = &settings.sqlite_path;
+                // Readers take no lock, so they work beside a process that writes the file;
+                // with no file yet there is nothing to share, and a normal open creates it.
+                let store = if access == Access::ReadOnly && path.is_file() {
+                    SqliteEventStore::open_read_only(path, options)?
+                } else {
+                    SqliteEventStore::open(path, options)?
+                };
+                Ok(Self::Sqlite(store))
             }
             EventStoreBackend::Memory => Ok(Self::Memory(Arc::new(
                 InMemoryEventStore::with_limits(settings.limits),
@@ -209,14 +218,8 @@ impl EventStore for AnyStore {
     }
 
     async fn wait_for_append(&self, after: Position) -> Result<(), StoreError> {
-        // In-process notifications do not see commits by other processes (another `mammoth
-        // events append`), so a caught-up reader also looks again after a short interval;
-        // the contract allows spurious wake-ups.
-        let wait = async { delegate!(self, store => store.wait_for_append(after).await) };
-        match tokio::time::timeout(CROSS_PROCESS_POLL, wait).await {
-            Ok(result) => result,
-            Err(_elapsed) => Ok(()),
-        }
+        // A read-only SQLite handle polls the file for other processes' commits itself.
+        delegate!(self, store => store.wait_for_append(after).await)
     }
 }
 
@@ -224,8 +227,8 @@ impl EventStore for AnyStore {
 ///
 /// # Errors
 /// See [`AnyStore::open`].
-pub fn open(settings: &StoreSettings) -> anyhow::Result<AnyStore> {
-    AnyStore::open(settings).with_context(|| match settings.backend {
+pub fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<AnyStore> {
+    AnyStore::open(settings, access).with_context(|| match settings.backend {
         EventStoreBackend::Sqlite => format!(
             "cannot open the event store {} (event_store.dsn)",
             settings.sqlite_path.display()

@@ -153,7 +153,6 @@ fn events_tail_catches_up_from_a_position_then_exits_cleanly_on_ctrl_c() {
 }
 
 #[test]
-#[ignore = "needs a read-only open of the SQLite store: today the tail holds the store's writer lock, so an append from another process cannot open it"]
 fn events_tail_prints_events_appended_while_it_runs() {
     let sandbox = Sandbox::new();
     sandbox.append("order-1", "OrderCreated", "{}");

@@ -36,7 +36,11 @@ pub enum EventsCommand {
 /// Configuration, usage and store errors; the caller maps them to exit codes.
 pub async fn run(command: EventsCommand, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
-    let store = store::open(&settings.store)?;
+    let access = match command {
+        EventsCommand::Append(_) => store::Access::ReadWrite,
+        _ => store::Access::ReadOnly,
+    };
+    let store = store::open(&settings.store, access)?;
     if matches!(store, store::AnyStore::Memory(_)) {
         eprintln!(
             "note: event_store.backend is \"memory\": events live only while this command runs"
