@@ -16,6 +16,8 @@
 //! ([`CommandError::Rejected`]) apart from conflicts, unknown commands and infrastructure
 //! failures; [`QueryError`] covers the read side.
 
+pub mod bench;
+mod cache;
 mod command_bus;
 mod context;
 mod error;
@@ -35,6 +37,8 @@ pub use middleware::{Authorization, Authorize, Idempotency, RetryOnConflict, Tra
 pub use query_bus::{
     PositionWatch, Query, QueryBus, QueryBusBuilder, QueryOptions, ReadModelProgress, StoreProgress,
 };
-pub use repository::{Committed, Loaded, Repository, SnapshotPolicy, idempotent_event_id};
+pub use repository::{
+    Committed, DEFAULT_CACHE, Loaded, Repository, SnapshotPolicy, idempotent_event_id,
+};
 pub use retry::RetryPolicy;
 pub use schema::{InvalidSchema, SchemaViolation, Schemas};

@@ -13,7 +13,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -24,10 +23,14 @@ use mammoth_core::{
 };
 use uuid::Uuid;
 
+use crate::cache::StateCache;
 use crate::context::CommandContext;
 use crate::error::CommandError;
 use crate::retry::RetryPolicy;
 use crate::schema::Schemas;
+
+/// How many aggregates a repository keeps in memory by default.
+pub const DEFAULT_CACHE: usize = 1024;
 
 /// How many events one read of a stream fetches while loading.
 const LOAD_PAGE: usize = 1024;
@@ -120,7 +123,7 @@ pub struct Repository<A, S> {
     schemas: Arc<Schemas>,
     snapshots: Option<(Arc<dyn DynSnapshots>, SnapshotPolicy)>,
     retry: RetryPolicy,
-    aggregate: PhantomData<fn() -> A>,
+    cache: Arc<StateCache<A>>,
 }
 
 impl<A, S: Clone> Clone for Repository<A, S> {
@@ -131,7 +134,7 @@ impl<A, S: Clone> Clone for Repository<A, S> {
             schemas: Arc::clone(&self.schemas),
             snapshots: self.snapshots.clone(),
             retry: self.retry,
-            aggregate: PhantomData,
+            cache: Arc::clone(&self.cache),
         }
     }
 }
@@ -210,7 +213,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             schemas: Arc::new(Schemas::new()),
             snapshots: None,
             retry: RetryPolicy::default(),
-            aggregate: PhantomData,
+            cache: Arc::new(StateCache::new(DEFAULT_CACHE)),
         }
     }
 
@@ -243,6 +246,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// How conflicts are retried.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Keeps up to `capacity` recently used aggregates in memory (default [`DEFAULT_CACHE`];
+    /// 0 turns the cache off). A cached aggregate is decided without reading its stream; the
+    /// append's exact expected version still guarantees the decision was made on the latest
+    /// state (a stale entry conflicts and is reloaded), so the cache is safe with several
+    /// processes writing the same streams.
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = Arc::new(StateCache::new(capacity));
         self
     }
 
@@ -371,14 +384,26 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // A keyed command reads the stream to look for its key's events, so it does not
+            // use the cache (and drops the entry, which its append would make stale).
+            let cached = self.cache.take(&stream).filter(|_| key.is_none());
             let mut scan = key.map(KeyScan::new);
-            let loaded = self.load_stream(&stream, scan.as_mut()).await?;
+            let from_cache = cached.is_some();
+            let loaded = match cached {
+                Some(loaded) => loaded,
+                None => self.load_stream(&stream, scan.as_mut()).await?,
+            };
             if let Some(write) = scan.and_then(|scan| scan.found) {
                 return Ok(replayed(&stream, &write, attempt));
             }
             let events = match loaded.state.decide(command) {
                 Ok(events) => events,
                 Err(rejection) => {
+                    // An append would have caught a stale cached state; a rejection must
+                    // check it, or another process's write could be ignored indefinitely.
+                    if from_cache && self.store.stream_version(&stream).await? != loaded.version {
+                        continue;
+                    }
                     // A keyed command decided again after its first success is usually
                     // rejected (the order already exists): answer with the first result.
                     if let (Some(key), Some(_)) = (key, loaded.snapshot_version)
@@ -386,13 +411,20 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     {
                         return Ok(replayed(&stream, &write, attempt));
                     }
+                    self.cache.put(&stream, loaded);
                     return Err(CommandError::Rejected(rejection));
                 }
             };
             if events.is_empty() {
+                // As for a rejection: nothing is appended, so nothing checked the state.
+                if from_cache && self.store.stream_version(&stream).await? != loaded.version {
+                    continue;
+                }
+                let version = loaded.version;
+                self.cache.put(&stream, loaded);
                 return Ok(Committed {
                     stream_id: stream,
-                    version: loaded.version,
+                    version,
                     position: 0,
                     events: 0,
                     replayed: false,
@@ -423,8 +455,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     return Ok(replayed(&stream, &write, attempt));
                 }
                 Ok(written) => {
-                    self.maybe_snapshot(&stream, loaded, &events, written.last_version)
+                    let after = self
+                        .after_write(&stream, loaded, &events, written.last_version)
                         .await;
+                    self.cache.put(&stream, after);
                     return Ok(Committed {
                         stream_id: stream,
                         version: written.last_version,
@@ -501,27 +535,33 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// Saves a snapshot when enough events follow the last one. Failures are logged only.
-    async fn maybe_snapshot(
+    /// The aggregate after its new events, with a snapshot saved when enough events follow
+    /// the last one. Snapshot failures are logged only.
+    async fn after_write(
         &self,
         stream: &StreamId,
         loaded: Loaded<A>,
         events: &[A::Event],
         version: Version,
-    ) {
-        let Some((snapshots, policy)) = &self.snapshots else {
-            return;
+    ) -> Loaded<A> {
+        let mut after = Loaded {
+            state: events.iter().fold(loaded.state, A::evolve),
+            version,
+            snapshot_version: loaded.snapshot_version,
+            events_read: loaded.events_read,
         };
-        let base = loaded.snapshot_version.unwrap_or(0);
+        let Some((snapshots, policy)) = &self.snapshots else {
+            return after;
+        };
+        let base = after.snapshot_version.unwrap_or(0);
         if version.saturating_sub(base) < policy.every {
-            return;
+            return after;
         }
-        let state = events.iter().fold(loaded.state, A::evolve);
-        let state = match serde_json::to_string(&state) {
+        let state = match serde_json::to_string(&after.state) {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(%stream, %error, "state does not serialize; no snapshot taken");
-                return;
+                return after;
             }
         };
         let snapshot = Snapshot {
@@ -531,9 +571,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             state,
             taken_at_micros: now_micros(),
         };
-        if let Err(error) = snapshots.save(&snapshot).await {
-            tracing::warn!(%stream, %error, "snapshot save failed; the next load replays more");
+        match snapshots.save(&snapshot).await {
+            Ok(()) => after.snapshot_version = Some(version),
+            Err(error) => {
+                tracing::warn!(%stream, %error, "snapshot save failed; the next load replays more");
+            }
         }
+        after
     }
 }
 

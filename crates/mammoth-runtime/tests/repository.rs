@@ -158,7 +158,7 @@ async fn a_failing_snapshot_store_only_costs_time() {
 }
 
 #[tokio::test]
-async fn a_forgotten_snapshot_is_taken_again_on_the_next_write() {
+async fn a_forgotten_snapshot_is_taken_again() {
     let store = Arc::new(InMemoryEventStore::new());
     let snapshots = InMemorySnapshotStore::new();
     let repository = Repository::<Account, _>::new(Arc::clone(&store))
@@ -170,15 +170,98 @@ async fn a_forgotten_snapshot_is_taken_again_on_the_next_write() {
             .unwrap();
     }
     snapshots.clear();
+    let stream = StreamId::new("account-1").unwrap();
+    // This process still knows the snapshot at 3, so the next one is due at 6.
     repository
         .execute("1", &AccountCommand::Deposit(1), &ctx())
         .await
         .unwrap();
-    let stream = StreamId::new("account-1").unwrap();
+    repository
+        .execute("1", &AccountCommand::Deposit(1), &ctx())
+        .await
+        .unwrap();
     assert_eq!(
         snapshots.load(&stream).await.unwrap().map(|s| s.version),
-        Some(5)
+        Some(6)
     );
+    // Another process (no cache) finds none and takes one on its first write.
+    snapshots.clear();
+    let other = Repository::<Account, _>::new(Arc::clone(&store))
+        .with_snapshots(snapshots.clone(), SnapshotPolicy::every(3));
+    other
+        .execute("1", &AccountCommand::Deposit(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshots.load(&stream).await.unwrap().map(|s| s.version),
+        Some(7)
+    );
+    assert_eq!(other.load("1").await.unwrap().state.balance, 7);
+}
+
+#[tokio::test]
+async fn a_cached_aggregate_made_stale_by_another_writer_conflicts_and_reloads() {
+    let store = Arc::new(InMemoryEventStore::new());
+    // Two repositories with their own caches, as two processes would have.
+    let first = Repository::<Account, _>::new(Arc::clone(&store));
+    let second = Repository::<Account, _>::new(Arc::clone(&store));
+    first
+        .execute("1", &AccountCommand::Deposit(10), &ctx())
+        .await
+        .unwrap();
+    second
+        .execute("1", &AccountCommand::Withdraw(10), &ctx())
+        .await
+        .unwrap();
+    // `first` has balance 10 at version 1 cached; deciding on it would allow this withdrawal.
+    let error = first
+        .execute("1", &AccountCommand::Withdraw(10), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.rejection(),
+        Some(&Insufficient {
+            balance: 0,
+            wanted: 10
+        })
+    );
+    let committed = first
+        .execute("1", &AccountCommand::Deposit(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((committed.version, committed.attempts), (3, 1));
+    let committed = second
+        .execute("1", &AccountCommand::Deposit(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        (committed.version, committed.attempts),
+        (4, 2),
+        "stale cache: one conflict"
+    );
+    assert_eq!(second.load("1").await.unwrap().state.balance, 2);
+}
+
+#[tokio::test]
+async fn a_rejection_decided_on_a_stale_cached_aggregate_is_checked_against_the_store() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let first = Repository::<Account, _>::new(Arc::clone(&store));
+    let second = Repository::<Account, _>::new(Arc::clone(&store));
+    first
+        .execute("1", &AccountCommand::Deposit(1), &ctx())
+        .await
+        .unwrap();
+    second
+        .execute("1", &AccountCommand::Deposit(10), &ctx())
+        .await
+        .unwrap();
+    // `first` has balance 1 cached: on that state this is refused, on the store's it is not.
+    let committed = first
+        .execute("1", &AccountCommand::Withdraw(5), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(committed.version, 3);
+    assert_eq!(first.load("1").await.unwrap().state.balance, 6);
 }
 
 #[tokio::test]
