@@ -8,8 +8,8 @@
 //!
 //! The command is realistic rather than trivial: each caller works on an aggregate for
 //! [`EVENTS_PER_AGGREGATE`] commands (so every command loads up to that many events), then
-//! moves to a new one; the raw baseline appends one event per call to streams rotated the
-//! same way, with the same expected-version check.
+//! moves to a new one; the raw baseline appends the same event (same data, same metadata)
+//! one per call to streams rotated the same way, with the same expected-version check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -194,7 +194,10 @@ where
                         stream_of(caller, done / EVENTS_PER_AGGREGATE)
                     ))?;
                     let version = done % EVENTS_PER_AGGREGATE;
-                    let event = NewEvent::from_json_text("Incremented", r#"{"by":1}"#);
+                    // The same event a command writes: data and metadata (correlation and
+                    // causation ids), so the comparison measures the framework, not payload.
+                    let event = NewEvent::from_json_text("Incremented", r#"{"by":1}"#)
+                        .with_metadata(CommandContext::new().metadata());
                     store
                         .append(&stream, ExpectedVersion::Exact(version), vec![event])
                         .await?;

@@ -7,39 +7,32 @@
 //! from the store. What it saves is the read of the stream before each command, which is most
 //! of a command's cost on a store whose appends are group-committed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use mammoth_core::StreamId;
 
 use crate::repository::Loaded;
 
-struct Inner<A> {
-    entries: HashMap<StreamId, Loaded<A>>,
-    /// Insertion order, for eviction; may hold ids no longer cached.
-    order: VecDeque<StreamId>,
-}
-
-/// At most `capacity` aggregates, the oldest evicted first.
+/// At most `capacity` aggregates; when full, an arbitrary one is evicted (no recency
+/// bookkeeping: every command takes and puts its entry, so tracking order would cost more
+/// than the occasional extra read an unlucky eviction causes).
 pub(crate) struct StateCache<A> {
     capacity: usize,
-    inner: Mutex<Inner<A>>,
+    entries: Mutex<HashMap<StreamId, Loaded<A>>>,
 }
 
 impl<A> StateCache<A> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner {
-                entries: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<A>> {
-        // Every operation leaves the map consistent; a poisoned lock is still usable.
-        self.inner
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Loaded<A>>> {
+        // Every operation is one map call; a poisoned lock still holds a consistent map.
+        self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -50,7 +43,7 @@ impl<A> StateCache<A> {
         if self.capacity == 0 {
             return None;
         }
-        self.lock().entries.remove(stream)
+        self.lock().remove(stream)
     }
 
     /// Caches `loaded` as the aggregate's latest state, unless a newer one is already cached.
@@ -58,25 +51,18 @@ impl<A> StateCache<A> {
         if self.capacity == 0 {
             return;
         }
-        let mut inner = self.lock();
-        if let Some(cached) = inner.entries.get(stream)
+        let mut entries = self.lock();
+        if let Some(cached) = entries.get(stream)
             && cached.version >= loaded.version
         {
             return;
         }
-        if inner.entries.insert(stream.clone(), loaded).is_none() {
-            inner.order.push_back(stream.clone());
+        if entries.len() >= self.capacity
+            && !entries.contains_key(stream)
+            && let Some(victim) = entries.keys().next().cloned()
+        {
+            entries.remove(&victim);
         }
-        while inner.entries.len() > self.capacity {
-            let Some(oldest) = inner.order.pop_front() else {
-                break;
-            };
-            inner.entries.remove(&oldest);
-        }
-        if inner.order.len() > 4 * self.capacity {
-            // Drop ids that were taken and never put back.
-            let Inner { entries, order } = &mut *inner;
-            order.retain(|id| entries.contains_key(id));
-        }
+        entries.insert(stream.clone(), loaded);
     }
 }
