@@ -214,6 +214,156 @@ where
     if &back == event {
         Ok(())
     } else {
-        Err(format!("it reads back as a different event from {}", json.data))
+        Err(format!(
+            "it reads back as a different event from {}",
+            json.data
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mammoth_core::{Aggregate, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    use super::AggregateTest;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum TallyEvent {
+        Counted {
+            by: u32,
+        },
+        #[serde(rename = "Undeclared")]
+        Forgotten,
+    }
+
+    impl DomainEvent for TallyEvent {
+        fn schema_version(event_type: &str) -> Option<u32> {
+            (event_type == "Counted").then_some(1)
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct TooMany;
+
+    impl std::fmt::Display for TooMany {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("too many")
+        }
+    }
+
+    impl std::error::Error for TooMany {}
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct Tally {
+        total: u32,
+    }
+
+    impl Aggregate for Tally {
+        const CATEGORY: &'static str = "tally";
+        type Command = u32;
+        type Event = TallyEvent;
+        type Error = TooMany;
+
+        fn decide(&self, by: &u32) -> Result<Vec<TallyEvent>, TooMany> {
+            match by {
+                0 => Ok(vec![TallyEvent::Forgotten]),
+                by if self.total + by > 10 => Err(TooMany),
+                by => Ok(vec![
+                    TallyEvent::Counted { by: *by },
+                    TallyEvent::Counted { by: 0 },
+                ]),
+            }
+        }
+
+        fn evolve(self, event: &TallyEvent) -> Self {
+            match event {
+                TallyEvent::Counted { by } => Tally {
+                    total: self.total + by,
+                },
+                TallyEvent::Forgotten => self,
+            }
+        }
+    }
+
+    fn failure(test: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(test).expect_err("the test should fail");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_wrong_event_list_shows_given_when_both_lists_and_the_first_difference() {
+        let report = failure(|| {
+            AggregateTest::<Tally>::given([TallyEvent::Counted { by: 4 }])
+                .when(3)
+                .then([TallyEvent::Counted { by: 3 }]);
+        });
+        for part in [
+            "aggregate test failed for",
+            "given:\n  1. Counted { by: 4 }",
+            "when:\n  3",
+            "expected events:\n  1. Counted { by: 3 }",
+            "but decide returned:\n  1. Counted { by: 3 }\n  2. Counted { by: 0 }",
+            "first difference at event 2:\n  expected: (none)\n  actual:   Counted { by: 0 }",
+        ] {
+            assert!(report.contains(part), "missing {part:?} in:\n{report}");
+        }
+    }
+
+    #[test]
+    fn an_unexpected_rejection_is_reported_as_such() {
+        let report = failure(|| {
+            AggregateTest::<Tally>::given([TallyEvent::Counted { by: 9 }])
+                .when(5)
+                .then([TallyEvent::Counted { by: 5 }]);
+        });
+        assert!(
+            report.contains("but decide rejected the command: TooMany"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn events_are_expected_where_a_rejection_was() {
+        let report = failure(|| {
+            AggregateTest::<Tally>::given_no_events()
+                .when(1)
+                .then_error(TooMany);
+        });
+        assert!(report.contains("expected rejection: TooMany"), "{report}");
+        assert!(
+            report.contains("but decide returned events:\n  1. Counted { by: 1 }"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn an_event_the_codec_cannot_store_fails_the_test() {
+        let report = failure(|| {
+            AggregateTest::<Tally>::given_no_events()
+                .when(0)
+                .then([TallyEvent::Forgotten]);
+        });
+        assert!(report.contains("cannot be stored"), "{report}");
+        assert!(
+            report.contains("not declared in DomainEvent::schema_version"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn matching_outcomes_pass() {
+        AggregateTest::<Tally>::given_no_events()
+            .when(2)
+            .then([TallyEvent::Counted { by: 2 }, TallyEvent::Counted { by: 0 }]);
+        AggregateTest::<Tally>::given([TallyEvent::Counted { by: 10 }])
+            .when(1)
+            .then_error(TooMany);
+        AggregateTest::<Tally>::given([TallyEvent::Counted { by: 10 }])
+            .when(1)
+            .then_error_matches("TooMany", |error| *error == TooMany);
     }
 }
