@@ -503,3 +503,22 @@ async fn an_event_that_cannot_be_decoded_fails_the_load_naming_it() {
         "{message}"
     );
 }
+
+#[test]
+fn the_snapshot_interval_comes_from_configuration_per_aggregate() {
+    let mut per_aggregate = std::collections::BTreeMap::new();
+    assert_eq!(
+        SnapshotPolicy::for_aggregate::<Account>(100, &per_aggregate).every,
+        100
+    );
+    per_aggregate.insert("Account".to_owned(), 20);
+    assert_eq!(
+        SnapshotPolicy::for_aggregate::<Account>(100, &per_aggregate).every,
+        20
+    );
+    per_aggregate.insert("account".to_owned(), 5);
+    assert_eq!(
+        SnapshotPolicy::for_aggregate::<Account>(100, &per_aggregate).every,
+        5
+    );
+}

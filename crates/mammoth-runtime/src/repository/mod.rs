@@ -12,16 +12,21 @@
 //! processes and restarts. See [`Repository::execute`].
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use mammoth_core::{
-    Aggregate, Direction, EventStore, ExpectedVersion, Position, RecordedEvent, Snapshot,
-    SnapshotStore, StoreError, StreamId, Upcasters, Version, decode_recorded, encode_event,
-    now_micros,
+    Aggregate, Direction, EventStore, ExpectedVersion, Position, SnapshotStore, StoreError,
+    StreamId, Upcasters, Version, decode_recorded, encode_event,
 };
-use uuid::Uuid;
+
+mod idempotency;
+mod snapshots;
+
+pub use idempotency::idempotent_event_id;
+pub use snapshots::SnapshotPolicy;
+
+use idempotency::{KeyScan, KeyedWrite, replayed};
+use snapshots::DynSnapshots;
 
 use crate::cache::StateCache;
 use crate::context::CommandContext;
@@ -34,14 +39,6 @@ pub const DEFAULT_CACHE: usize = 1024;
 
 /// How many events one read of a stream fetches while loading.
 const LOAD_PAGE: usize = 1024;
-
-/// The namespace of event ids derived from idempotency keys.
-const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_6d6d_6f74_4b65_7900_0000_0000_0001);
-
-/// The id of the `index`th event written by a command with idempotency `key`.
-pub fn idempotent_event_id(key: &str, index: usize) -> Uuid {
-    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, format!("{key}/{index}").as_bytes())
-}
 
 /// Where a command's write landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,45 +70,6 @@ pub struct Loaded<A> {
     pub snapshot_version: Option<Version>,
     /// How many stored events were read (after the snapshot).
     pub events_read: u64,
-}
-
-/// When to take snapshots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SnapshotPolicy {
-    /// Take one after a write once this many events follow the last snapshot (or the start
-    /// of the stream). 0 disables snapshots.
-    pub every: u64,
-}
-
-impl SnapshotPolicy {
-    /// A snapshot every `every` events.
-    pub fn every(every: u64) -> Self {
-        Self { every }
-    }
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A snapshot store with its type erased, so that [`Repository`] keeps two type parameters.
-trait DynSnapshots: Send + Sync {
-    fn load<'a>(
-        &'a self,
-        stream: &'a StreamId,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>>;
-    fn save<'a>(&'a self, snapshot: &'a Snapshot) -> BoxFuture<'a, Result<(), StoreError>>;
-}
-
-impl<T: SnapshotStore> DynSnapshots for T {
-    fn load<'a>(
-        &'a self,
-        stream: &'a StreamId,
-    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
-        Box::pin(SnapshotStore::load(self, stream))
-    }
-
-    fn save<'a>(&'a self, snapshot: &'a Snapshot) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SnapshotStore::save(self, snapshot))
-    }
 }
 
 /// Loads aggregates of type `A` from store `S` and runs their commands.
@@ -151,55 +109,6 @@ impl<A, S> fmt::Debug for Repository<A, S> {
             )
             .field("retry", &self.retry)
             .finish_non_exhaustive()
-    }
-}
-
-/// What a load found for an idempotency key: the first write made with it.
-struct KeyedWrite {
-    first_version: Version,
-    last_version: Version,
-    last_position: Position,
-}
-
-/// Follows the ids `key/0`, `key/1`, ... through a stream's events.
-struct KeyScan<'a> {
-    key: &'a str,
-    first: Uuid,
-    found: Option<KeyedWrite>,
-    next_index: usize,
-}
-
-impl<'a> KeyScan<'a> {
-    fn new(key: &'a str) -> Self {
-        Self {
-            key,
-            first: idempotent_event_id(key, 0),
-            found: None,
-            next_index: 0,
-        }
-    }
-
-    fn see(&mut self, event: &RecordedEvent) {
-        match &mut self.found {
-            None if event.id == self.first => {
-                self.found = Some(KeyedWrite {
-                    first_version: event.version,
-                    last_version: event.version,
-                    last_position: event.position,
-                });
-                self.next_index = 1;
-            }
-            Some(write)
-                if self.next_index > 0
-                    && event.id == idempotent_event_id(self.key, self.next_index) =>
-            {
-                write.last_version = event.version;
-                write.last_position = event.position;
-                self.next_index += 1;
-            }
-            Some(_) => self.next_index = 0,
-            None => {}
-        }
     }
 }
 
@@ -309,48 +218,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
             if !full {
                 return Ok(loaded);
-            }
-        }
-    }
-
-    /// The latest usable snapshot, or the default state. Every failure here only costs time.
-    async fn load_snapshot(&self, stream: &StreamId) -> Loaded<A> {
-        let empty = Loaded {
-            state: A::default(),
-            version: 0,
-            snapshot_version: None,
-            events_read: 0,
-        };
-        let Some((snapshots, _)) = &self.snapshots else {
-            return empty;
-        };
-        let snapshot = match snapshots.load(stream).await {
-            Ok(Some(snapshot)) => snapshot,
-            Ok(None) => return empty,
-            Err(error) => {
-                tracing::warn!(%stream, %error, "snapshot load failed; replaying the stream");
-                return empty;
-            }
-        };
-        if snapshot.schema_version != A::SNAPSHOT_VERSION {
-            tracing::debug!(
-                %stream,
-                stored = snapshot.schema_version,
-                current = A::SNAPSHOT_VERSION,
-                "stale snapshot ignored"
-            );
-            return empty;
-        }
-        match serde_json::from_str(&snapshot.state) {
-            Ok(state) => Loaded {
-                state,
-                version: snapshot.version,
-                snapshot_version: Some(snapshot.version),
-                events_read: 0,
-            },
-            Err(error) => {
-                tracing::warn!(%stream, %error, "snapshot does not decode; replaying the stream");
-                empty
             }
         }
     }
@@ -505,89 +372,5 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Err(other) => return Err(other.into()),
             }
         }
-    }
-
-    /// Scans the whole stream for the events of idempotency key `key`.
-    async fn find_key(
-        &self,
-        stream: &StreamId,
-        key: &str,
-    ) -> Result<Option<KeyedWrite>, CommandError<A::Error>> {
-        let mut scan = KeyScan::new(key);
-        let mut from = 1;
-        loop {
-            let page = self
-                .store
-                .read_stream(stream, Direction::Forward, Some(from), LOAD_PAGE)
-                .await?;
-            for event in &page {
-                scan.see(event);
-            }
-            match page.last() {
-                // Go on while nothing is found yet, or the key's events may continue.
-                Some(last)
-                    if page.len() == LOAD_PAGE && (scan.found.is_none() || scan.next_index > 0) =>
-                {
-                    from = last.version + 1;
-                }
-                _ => return Ok(scan.found),
-            }
-        }
-    }
-
-    /// The aggregate after its new events, with a snapshot saved when enough events follow
-    /// the last one. Snapshot failures are logged only.
-    async fn after_write(
-        &self,
-        stream: &StreamId,
-        loaded: Loaded<A>,
-        events: &[A::Event],
-        version: Version,
-    ) -> Loaded<A> {
-        let mut after = Loaded {
-            state: events.iter().fold(loaded.state, A::evolve),
-            version,
-            snapshot_version: loaded.snapshot_version,
-            events_read: loaded.events_read,
-        };
-        let Some((snapshots, policy)) = &self.snapshots else {
-            return after;
-        };
-        let base = after.snapshot_version.unwrap_or(0);
-        if version.saturating_sub(base) < policy.every {
-            return after;
-        }
-        let state = match serde_json::to_string(&after.state) {
-            Ok(state) => state,
-            Err(error) => {
-                tracing::warn!(%stream, %error, "state does not serialize; no snapshot taken");
-                return after;
-            }
-        };
-        let snapshot = Snapshot {
-            stream_id: stream.clone(),
-            version,
-            schema_version: A::SNAPSHOT_VERSION,
-            state,
-            taken_at_micros: now_micros(),
-        };
-        match snapshots.save(&snapshot).await {
-            Ok(()) => after.snapshot_version = Some(version),
-            Err(error) => {
-                tracing::warn!(%stream, %error, "snapshot save failed; the next load replays more");
-            }
-        }
-        after
-    }
-}
-
-fn replayed(stream: &StreamId, write: &KeyedWrite, attempts: u32) -> Committed {
-    Committed {
-        stream_id: stream.clone(),
-        version: write.last_version,
-        position: write.last_position,
-        events: (write.last_version - write.first_version + 1) as usize,
-        replayed: true,
-        attempts,
     }
 }
