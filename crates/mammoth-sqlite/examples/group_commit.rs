@@ -1,7 +1,7 @@
 //! Shows group commit at work: N concurrent tasks append one-event batches to their own
 //! streams for a few seconds, and the example prints the events per second reached.
 //!
-//! `cargo run --release -p mammoth-sqlite --example group_commit -- [TASKS] [SECONDS]`
+//! `cargo run --release -p mammoth-sqlite --example group_commit -- [TASKS] [SECONDS] [EVENTS PER APPEND]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,7 @@ async fn main() -> Result<(), StoreError> {
     let mut args = std::env::args().skip(1);
     let tasks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let batch: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let dir = std::env::temp_dir().join(format!("mammoth-group-commit-{}", std::process::id()));
     let store = SqliteEventStore::open(
         dir.join("events.db"),
@@ -37,11 +38,14 @@ async fn main() -> Result<(), StoreError> {
         handles.push(tokio::spawn(async move {
             let stream = StreamId::new(format!("bench-{task}"))?;
             while Instant::now() < deadline {
-                let event = NewEvent::json("Ticked", serde_json::json!({ "task": task }))?;
-                store
-                    .append(&stream, ExpectedVersion::Any, vec![event])
-                    .await?;
-                written.fetch_add(1, Ordering::Relaxed);
+                let events = (0..batch)
+                    .map(|n| {
+                        let data = format!(r#"{{"task":{task},"n":{n},"total_cents":1234}}"#);
+                        NewEvent::from_json_text("Ticked", data)
+                    })
+                    .collect();
+                store.append(&stream, ExpectedVersion::Any, events).await?;
+                written.fetch_add(batch as u64, Ordering::Relaxed);
             }
             Ok::<(), StoreError>(())
         }));

@@ -121,33 +121,21 @@ impl Writer {
 
     /// Re-derives the stream index from the log's tail after a crash or an unclean stop.
     fn rebuild_index(&mut self) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(on("rebuilding the stream index"))?;
+        let action = "rebuilding the stream index";
+        let tx = self.conn.transaction().map_err(on(action))?;
         let indexed: i64 = tx
             .query_row(
                 "SELECT value FROM mammoth_meta WHERE key = ?1",
                 [INDEXED_THROUGH],
                 |row| row.get(0),
             )
-            .map_err(on("rebuilding the stream index"))?;
-        let head = self.next_position as i64 - 1;
-        if indexed < head {
-            tx.execute(
-                "INSERT OR IGNORE INTO stream_index (stream_key, version, position)
-                 SELECT stream_key, version, position FROM events WHERE position > ?1",
-                [indexed],
-            )
-            .map_err(on("rebuilding the stream index"))?;
+            .map_err(on(action))?;
+        let head = self.next_position - 1;
+        if (indexed as Position) < head {
+            index_log(&tx, indexed as Position, head).map_err(on(action))?;
+            tx.commit().map_err(on(action))?;
         }
-        tx.execute(
-            "UPDATE mammoth_meta SET value = ?1 WHERE key = ?2",
-            params![head, INDEXED_THROUGH],
-        )
-        .map_err(on("rebuilding the stream index"))?;
-        tx.commit().map_err(on("rebuilding the stream index"))?;
-        self.tail.write().indexed_through = head as Position;
+        self.tail.write().indexed_through = head;
         Ok(())
     }
 
@@ -313,39 +301,19 @@ impl Writer {
 
     /// Writes the unindexed tail into `stream_index` and clears it.
     fn flush_index(&mut self) -> Result<(), StoreError> {
-        let mut entries: Vec<(i64, Version, Position)> = {
+        let after = {
             let tail = self.tail.read();
             if tail.len == 0 {
                 return Ok(());
             }
-            tail.by_stream
-                .iter()
-                .flat_map(|(key, list)| list.iter().map(|(v, p)| (*key, *v, *p)))
-                .collect()
+            tail.indexed_through
         };
-        entries.sort_unstable();
         let through = self.next_position - 1;
         let tx = self
             .conn
             .transaction()
             .map_err(on("flushing the stream index"))?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO stream_index (stream_key, version, position) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(on("flushing the stream index"))?;
-            for (key, version, position) in &entries {
-                insert
-                    .execute(params![key, *version as i64, *position as i64])
-                    .map_err(on("flushing the stream index"))?;
-            }
-        }
-        tx.execute(
-            "UPDATE mammoth_meta SET value = ?1 WHERE key = ?2",
-            params![through as i64, INDEXED_THROUGH],
-        )
-        .map_err(on("flushing the stream index"))?;
+        index_log(&tx, after, through).map_err(on("flushing the stream index"))?;
         tx.commit().map_err(on("flushing the stream index"))?;
         let mut tail = self.tail.write();
         tail.by_stream.clear();
@@ -353,6 +321,23 @@ impl Writer {
         tail.indexed_through = through;
         Ok(())
     }
+}
+
+/// Derives the `stream_index` rows of the events after position `after`, through `through`,
+/// from the log itself (sorted, so each stream's rows go in together), and records how far the
+/// index now reaches. Used both by the regular flush and by recovery on open.
+fn index_log(tx: &Transaction<'_>, after: Position, through: Position) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO stream_index (stream_key, version, position)
+         SELECT stream_key, version, position FROM events
+         WHERE position > ?1 AND position <= ?2 ORDER BY stream_key, version",
+        params![after as i64, through as i64],
+    )?;
+    tx.execute(
+        "UPDATE mammoth_meta SET value = ?1 WHERE key = ?2",
+        params![through as i64, INDEXED_THROUGH],
+    )?;
+    Ok(())
 }
 
 /// Checks and inserts one append inside the group's transaction. The outer `Err` is a SQLite
