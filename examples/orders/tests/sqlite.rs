@@ -291,3 +291,89 @@ async fn snapshots_live_in_the_same_file_and_a_dropped_table_only_costs_time() {
     assert_eq!((loaded.snapshot_version, loaded.events_read), (Some(30), 0));
     assert_eq!(loaded.state.available("book"), 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_reserving_from_one_warehouse_on_sqlite_all_land_and_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("mammoth.db"));
+    let app = OrdersApp::new(store.clone());
+    let warehouse = CommandContext::new().with_actor("warehouse");
+    let stock = InventoryCommand::AddStock(StockLine::new("book", 1000));
+    app.commands
+        .dispatch_with(Execute::<Inventory>::new(WAREHOUSE, stock), warehouse)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let bus = app.commands.clone();
+            tokio::spawn(async move {
+                let reserve = InventoryCommand::Reserve {
+                    reservation_id: format!("r{n}"),
+                    items: vec![StockLine::new("book", 3)],
+                };
+                let saga = CommandContext::new().with_actor("saga");
+                bus.dispatch_with(Execute::<Inventory>::new(WAREHOUSE, reserve), saga)
+                    .await
+            })
+        })
+        .collect();
+    let mut retried = 0;
+    for task in tasks {
+        let committed = task.await.unwrap().unwrap();
+        retried += committed.attempts - 1;
+    }
+    let loaded = app.inventory.load(WAREHOUSE).await.unwrap();
+    assert_eq!(loaded.version, 41);
+    assert_eq!(loaded.state.available("book"), 1000 - 40 * 3);
+    assert_eq!(loaded.state.reserved.len(), 40);
+    assert!(
+        retried > 0,
+        "40 concurrent writers of one stream should have conflicted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_no_retries_allowed_conflicting_commands_fail_typed_and_write_nothing() {
+    use mammoth_example_orders::versioning::{schemas, upcasters};
+    use mammoth_runtime::{Repository, RetryPolicy};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("mammoth.db"));
+    let inventory = Repository::<Inventory, _>::new(store.clone())
+        .with_upcasters(upcasters())
+        .with_schemas(schemas())
+        .with_retry(RetryPolicy::never())
+        .with_cache(0);
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                let add = InventoryCommand::AddStock(StockLine::new("book", 1));
+                inventory
+                    .execute(WAREHOUSE, &add, &CommandContext::new())
+                    .await
+            })
+        })
+        .collect();
+    let (mut landed, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(committed) => {
+                assert_eq!(committed.attempts, 1);
+                landed += 1;
+            }
+            Err(CommandError::Conflict { attempts, .. }) => {
+                assert_eq!(attempts, 1);
+                conflicts += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        conflicts > 0,
+        "concurrent loads of one stream should conflict"
+    );
+    let loaded = inventory.load(WAREHOUSE).await.unwrap();
+    assert_eq!(loaded.state.available("book"), landed);
+    assert_eq!(loaded.version, u64::from(landed));
+}
