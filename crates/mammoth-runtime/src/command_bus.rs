@@ -233,7 +233,7 @@ impl CommandBusBuilder {
     /// Routes commands of type `C` to an aggregate: `route` names the aggregate id and the
     /// aggregate command, and `repository` executes it.
     ///
-    /// ```ignore
+    /// ```text
     /// bus.aggregate(orders, |c: CancelOrder| (c.order_id.clone(), OrderCommand::Cancel { reason: c.reason }))
     /// ```
     ///

@@ -19,7 +19,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum CommandError<E> {
     /// The aggregate refused the command: a business rule, not a failure.
     #[error("rejected: {0}")]
-    Rejected(#[source] E),
+    Rejected(E),
     /// No handler is registered for this command type.
     #[error(
         "no handler is registered for command {command}; register one with CommandBusBuilder::handle"
