@@ -66,6 +66,10 @@ impl SqliteSnapshotStore {
             .map_err(failed("configuring the snapshot store"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed("configuring the snapshot store"))?;
+        // Checkpoints are the event store's business (its writer decides when the WAL is
+        // copied back); this connection only appends a few frames now and then.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(failed("configuring the snapshot store"))?;
         conn.execute(CREATE, [])
             .map_err(failed("creating the snapshots table"))?;
         Ok(Self {
