@@ -174,3 +174,61 @@ impl SnapshotStore for SqliteSnapshotStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mammoth_core::{Snapshot, SnapshotStore, StreamId};
+
+    use super::SqliteSnapshotStore;
+
+    fn snapshot(version: u64, state: &str) -> Snapshot {
+        Snapshot {
+            stream_id: StreamId::new("order-1").unwrap(),
+            version,
+            schema_version: 1,
+            state: state.to_owned(),
+            taken_at_micros: 7,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_never_moves_backwards_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mammoth.db");
+        let store = SqliteSnapshotStore::open(&path).unwrap();
+        let stream = StreamId::new("order-1").unwrap();
+        assert_eq!(store.load(&stream).await.unwrap(), None);
+        store.save(&snapshot(10, r#"{"n":10}"#)).await.unwrap();
+        store.save(&snapshot(5, r#"{"n":5}"#)).await.unwrap();
+        assert_eq!(
+            store.load(&stream).await.unwrap(),
+            Some(snapshot(10, r#"{"n":10}"#))
+        );
+        store.save(&snapshot(20, r#"{"n":20}"#)).await.unwrap();
+        drop(store);
+        let reopened = SqliteSnapshotStore::open(&path).unwrap();
+        assert_eq!(
+            reopened.load(&stream).await.unwrap(),
+            Some(snapshot(20, r#"{"n":20}"#))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_reads_as_no_snapshot_and_comes_back_on_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mammoth.db");
+        let store = SqliteSnapshotStore::open(&path).unwrap();
+        store.save(&snapshot(3, "{}")).await.unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("DROP TABLE snapshots", [])
+            .unwrap();
+        let stream = StreamId::new("order-1").unwrap();
+        assert_eq!(store.load(&stream).await.unwrap(), None);
+        store.save(&snapshot(4, "{}")).await.unwrap();
+        assert_eq!(
+            store.load(&stream).await.unwrap().map(|s| s.version),
+            Some(4)
+        );
+    }
+}
