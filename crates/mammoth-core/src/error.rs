@@ -24,7 +24,9 @@ pub enum StoreError {
     },
 
     /// A stream id is empty, too long, or holds control characters.
-    #[error("invalid stream id {id:?}: {reason}; use 1 to 255 bytes of printable text such as \"order-42\"")]
+    #[error(
+        "invalid stream id {id:?}: {reason}; use 1 to 255 bytes of printable text such as \"order-42\""
+    )]
     InvalidStreamId {
         /// The rejected id.
         id: String,
@@ -67,7 +69,9 @@ pub enum StoreError {
     },
 
     /// An event whose data plus metadata exceeds the configured maximum.
-    #[error("event {event_type:?} is {size} bytes, over the limit of {max} bytes; store large payloads elsewhere and keep a reference in the event, or raise event_store.max_event_size")]
+    #[error(
+        "event {event_type:?} is {size} bytes, over the limit of {max} bytes; store large payloads elsewhere and keep a reference in the event, or raise event_store.max_event_size"
+    )]
     EventTooLarge {
         /// The event's type.
         event_type: String,
@@ -85,7 +89,9 @@ pub enum StoreError {
     },
 
     /// An append with more events than allowed at once.
-    #[error("append of {count} events is over the limit of {max} per append; split it, or raise event_store.max_events_per_append")]
+    #[error(
+        "append of {count} events is over the limit of {max} per append; split it, or raise event_store.max_events_per_append"
+    )]
     TooManyEvents {
         /// Events in the append.
         count: usize,
@@ -94,7 +100,9 @@ pub enum StoreError {
     },
 
     /// An event id that is already used by another stream, or twice in one append.
-    #[error("event id {id} is already used in stream \"{existing_stream}\"; event ids must be unique across the store")]
+    #[error(
+        "event id {id} is already used in stream \"{existing_stream}\"; event ids must be unique across the store"
+    )]
     DuplicateEventId {
         /// The id.
         id: Uuid,
@@ -103,7 +111,9 @@ pub enum StoreError {
     },
 
     /// A re-sent append whose ids only partly match an earlier append to the same stream.
-    #[error("stream \"{stream}\": event id {id} was already appended, but the batch does not match the earlier append; re-send exactly the same events, or use new ids")]
+    #[error(
+        "stream \"{stream}\": event id {id} was already appended, but the batch does not match the earlier append; re-send exactly the same events, or use new ids"
+    )]
     IdempotencyMismatch {
         /// The stream appended to.
         stream: StreamId,
@@ -153,7 +163,13 @@ impl StoreError {
     /// True when retrying the same call may succeed (a conflict is not transient: the caller
     /// must re-decide).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Backend { transient: true, .. })
+        matches!(
+            self,
+            Self::Backend {
+                transient: true,
+                ..
+            }
+        )
     }
 
     /// True when the caller's input was at fault; nothing was written.

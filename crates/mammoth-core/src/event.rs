@@ -38,8 +38,13 @@ pub struct Metadata {
 
 impl Metadata {
     /// The names of the built-in fields; free fields may not use them.
-    pub const FIELDS: [&'static str; 5] =
-        ["correlation_id", "causation_id", "actor", "tenant", "trace_context"];
+    pub const FIELDS: [&'static str; 5] = [
+        "correlation_id",
+        "causation_id",
+        "actor",
+        "tenant",
+        "trace_context",
+    ];
 
     /// True when no field is set; such metadata is stored as `{}`.
     pub fn is_empty(&self) -> bool {
@@ -168,7 +173,10 @@ impl RecordedEvent {
     pub fn data_json(&self) -> Result<Value, StoreError> {
         serde_json::from_str(&self.data).map_err(|error| StoreError::InvalidData {
             event_type: self.event_type.clone(),
-            reason: format!("stored data at position {} is not JSON: {error}", self.position),
+            reason: format!(
+                "stored data at position {} is not JSON: {error}",
+                self.position
+            ),
         })
     }
 
@@ -188,5 +196,7 @@ impl RecordedEvent {
 pub fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+        })
 }

@@ -40,6 +40,7 @@ pub use codec::{
     CodecError, DomainEvent, JsonEvent, Location, decode_event, decode_recorded, encode_event,
 };
 pub use error::StoreError;
+pub use event::now_micros;
 pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use ids::{ExpectedVersion, StreamId};
 pub use limits::Limits;
@@ -49,7 +50,6 @@ pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore};
 pub use store::{AppendResult, Direction, EventFilter, EventStore};
 pub use subscription::{Subscription, read_all_pages, read_stream_pages};
 pub use upcast::{MAX_UPCAST_STEPS, Upcasters};
-pub use event::now_micros;
 pub use validate::{PreparedEvent, StoredAt, check_event_type, idempotent_replay, validate_append};
 
 /// A position in the global log. The first event ever appended is at position 1; 0 means

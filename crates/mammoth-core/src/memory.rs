@@ -59,7 +59,9 @@ impl InMemoryEventStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the vectors half-updated in a way that
         // matters to readers (pushes are the last step), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn open(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -172,11 +174,20 @@ impl EventStore for InMemoryEventStore {
         let page = match direction {
             Direction::Forward => {
                 let from = from.unwrap_or(1);
-                events.filter(|e| e.version >= from).take(limit).cloned().collect()
+                events
+                    .filter(|e| e.version >= from)
+                    .take(limit)
+                    .cloned()
+                    .collect()
             }
             Direction::Backward => {
                 let from = from.unwrap_or(Version::MAX);
-                events.rev().filter(|e| e.version <= from).take(limit).cloned().collect()
+                events
+                    .rev()
+                    .filter(|e| e.version <= from)
+                    .take(limit)
+                    .cloned()
+                    .collect()
             }
         };
         Ok(page)

@@ -64,7 +64,8 @@ impl EventFilter {
         mut self,
         categories: I,
     ) -> Self {
-        self.categories.extend(categories.into_iter().map(Into::into));
+        self.categories
+            .extend(categories.into_iter().map(Into::into));
         self
     }
 

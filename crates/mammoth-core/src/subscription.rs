@@ -139,7 +139,9 @@ impl<S: EventStore> Subscription<S> {
     /// The next position the subscription will scan. Every event before it that passes the
     /// filter has been returned or is buffered.
     pub fn position(&self) -> Position {
-        self.buffer.front().map_or(self.next, |event| event.position)
+        self.buffer
+            .front()
+            .map_or(self.next, |event| event.position)
     }
 
     /// The next event, waiting for one to be appended if the subscription has caught up.
