@@ -1,14 +1,19 @@
-//! Runs the order domain end to end in memory, with no infrastructure: stock arrives, two
-//! orders are placed, one is paid and confirmed, the other's card is declined so its
-//! reservation is released and it is cancelled (by hand here; the saga layer automates it).
-//! Then it prints the event log as the current code decodes it.
+//! Runs the order domain end to end on the embedded SQLite store, with no infrastructure:
+//! stock arrives, two orders are placed, one is paid and confirmed, the other's card is
+//! declined so its reservation is released and it is cancelled (by hand here; the saga layer
+//! automates it). Then it prints this run's events as the current code decodes them.
 //!
-//! `cargo run -p mammoth-example-orders`
+//! `cargo run --release -p mammoth-example-orders [-- PATH]` writes to PATH, by default
+//! `./mammoth-data/mammoth.db`, the file the `mammoth` CLI reads by default, so
+//! `cargo run --release -- events all` shows the same log afterwards. Each run uses its own
+//! order ids, so runs add up rather than collide.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use mammoth_core::{EventFilter, EventStore, InMemoryEventStore, InMemorySnapshotStore};
+use futures_util::TryStreamExt;
+
+use mammoth_core::{EventFilter, EventStore, read_all_pages};
 use mammoth_example_orders::app::{
     CreateOrder, GetOrder, GetStock, OrdersApp, WAREHOUSE, customer,
 };
@@ -17,6 +22,8 @@ use mammoth_example_orders::order::{Order, OrderCommand, OrderLine};
 use mammoth_example_orders::payment::{Payment, PaymentCommand};
 use mammoth_example_orders::versioning::registry;
 use mammoth_runtime::{CommandContext, Execute, QueryOptions, SnapshotPolicy};
+use mammoth_sqlite::snapshot::SqliteSnapshotStore;
+use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -30,10 +37,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Arc::new(InMemoryEventStore::new());
+    let path = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("mammoth-data/mammoth.db"), PathBuf::from);
+    let store = SqliteEventStore::open(&path, SqliteOptions::default())?;
+    let start = store.head_position().await? + 1;
+    // Order ids unique to this run: the log's head when it started.
+    let id = |n: u32| format!("{start}x{n}");
+    println!("writing to {} from position {start}", path.display());
     let app = OrdersApp::with_snapshots(
-        Arc::clone(&store),
-        InMemorySnapshotStore::new(),
+        store.clone(),
+        SqliteSnapshotStore::open(&path)?,
         SnapshotPolicy::every(100),
     );
     let warehouse = CommandContext::new().with_actor("warehouse");
@@ -45,9 +59,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Order 1: reserved, paid, confirmed.
-    let ada = customer("ada").with_idempotency_key("ada-checkout-1");
+    let ada = customer("ada").with_idempotency_key(format!("ada-checkout-{}", id(1)));
     let create = CreateOrder {
-        order_id: "1".into(),
+        order_id: id(1),
         customer_id: "ada".into(),
         items: vec![OrderLine::new("book", 2, 1500)],
         total_cents: 3000,
@@ -66,40 +80,38 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let saga = CommandContext::new().with_actor("saga");
     let reserve = InventoryCommand::Reserve {
-        reservation_id: "1".into(),
+        reservation_id: id(1),
         items: vec![StockLine::new("book", 2)],
     };
     app.commands
         .dispatch_with(Execute::<Inventory>::new(WAREHOUSE, reserve), saga.clone())
         .await?;
     let pay = PaymentCommand::Process {
-        order_id: "1".into(),
+        order_id: id(1),
         amount_cents: 3000,
         card_token: "tok_visa".into(),
     };
     app.commands
-        .dispatch_with(Execute::<Payment>::new("1", pay), saga.clone())
+        .dispatch_with(Execute::<Payment>::new(id(1), pay), saga.clone())
         .await?;
     let paid = OrderCommand::MarkPaid {
-        payment_id: "1".into(),
+        payment_id: id(1),
         amount_cents: 3000,
     };
     app.commands
-        .dispatch_with(Execute::<Order>::new("1", paid), saga.clone())
+        .dispatch_with(Execute::<Order>::new(id(1), paid), saga.clone())
         .await?;
     let confirmed = app
         .commands
         .dispatch_with(
-            Execute::<Order>::new("1", OrderCommand::Confirm),
+            Execute::<Order>::new(id(1), OrderCommand::Confirm),
             saga.clone(),
         )
         .await?;
     let view = app
         .queries
         .query_with(
-            GetOrder {
-                order_id: "1".into(),
-            },
+            GetOrder { order_id: id(1) },
             QueryOptions::after(confirmed.position),
         )
         .await?
@@ -111,7 +123,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // Order 2: the card is declined; the reservation is released and the order cancelled.
     let create = CreateOrder {
-        order_id: "2".into(),
+        order_id: id(2),
         customer_id: "grace".into(),
         items: vec![OrderLine::new("lamp", 1, 4999)],
         total_cents: 4999,
@@ -120,22 +132,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .dispatch_with(create, customer("grace"))
         .await?;
     let reserve = InventoryCommand::Reserve {
-        reservation_id: "2".into(),
+        reservation_id: id(2),
         items: vec![StockLine::new("lamp", 1)],
     };
     app.commands
         .dispatch_with(Execute::<Inventory>::new(WAREHOUSE, reserve), saga.clone())
         .await?;
     let pay = PaymentCommand::Process {
-        order_id: "2".into(),
+        order_id: id(2),
         amount_cents: 4999,
         card_token: "tok_decline_insufficient_funds".into(),
     };
     app.commands
-        .dispatch_with(Execute::<Payment>::new("2", pay), saga.clone())
+        .dispatch_with(Execute::<Payment>::new(id(2), pay), saga.clone())
         .await?;
     let release = InventoryCommand::Release {
-        reservation_id: "2".into(),
+        reservation_id: id(2),
     };
     app.commands
         .dispatch_with(Execute::<Inventory>::new(WAREHOUSE, release), saga.clone())
@@ -144,7 +156,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         reason: "payment declined".into(),
     };
     app.commands
-        .dispatch_with(Execute::<Order>::new("2", cancel), saga)
+        .dispatch_with(Execute::<Order>::new(id(2), cancel), saga)
         .await?;
     let lamps = app.queries.query(GetStock { sku: "lamp".into() }).await?;
     println!("order 2 cancelled after a declined card; lamps in stock again: {lamps}");
@@ -153,16 +165,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rejected = app
         .commands
         .dispatch_with(
-            Execute::<Order>::new("2", OrderCommand::Confirm),
+            Execute::<Order>::new(id(2), OrderCommand::Confirm),
             customer("grace"),
         )
         .await
         .expect_err("a cancelled order cannot be confirmed");
     println!("rejected as expected: {rejected}");
 
-    println!("\nthe event log, decoded:");
+    println!("\nthis run's events, decoded:");
     let registry = registry();
-    for event in store.read_all(1, &EventFilter::all(), 1000).await? {
+    let mut log = std::pin::pin!(read_all_pages(&store, start, EventFilter::all(), 256));
+    while let Some(event) = log.try_next().await? {
         for decoded in registry.decode(&event)? {
             println!(
                 "  {:>3} {:<12} {} v{} {}",
@@ -174,5 +187,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    store.close().await?;
+    println!(
+        "\nthe log is in {}; look around with `cargo run --release -- events all` or `-- events stats`",
+        path.display()
+    );
     Ok(())
 }
