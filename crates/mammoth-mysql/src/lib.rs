@@ -1,0 +1,3 @@
+//! # mammoth-mysql
+//!
+//! mammoth's MySQL/MariaDB event store (work in progress).

@@ -1,0 +1,556 @@
+//! The writer task and its group commit.
+//!
+//! Every append of a store handle goes through one tokio task that owns a dedicated
+//! connection. It takes one request, drains whatever else has queued meanwhile, checks each
+//! append on its own (idempotency against stored ids, expected version against its cached
+//! stream heads), and writes every accepted append of the group with one statement in one
+//! transaction: that statement first updates the one-row `log_head`, whose row lock
+//! serializes position assignment with every other writer of the database until commit, so
+//! commits become visible in position order and readers never skip one.
+//!
+//! The cached stream heads decide conflicts without a round trip. They can be stale only when
+//! another process wrote the same stream; then the unique `(stream_id, version)` index rejects
+//! the group, the writer forgets the group's heads and plans it again from fresh ones. A
+//! conflict the cache reports is re-checked against the database before it is returned, so a
+//! stale cache never refuses an append that is in fact valid.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use mammoth_core::validate::{PreparedEvent, StoredAt, idempotent_replay};
+use mammoth_core::{
+    AppendResult, ExpectedVersion, Position, StoreError, StreamId, Version, now_micros,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{Client, NoTls, Statement};
+use uuid::Uuid;
+
+use crate::error::{BACKEND, is_unique_violation, on, pg};
+use crate::schema::Sql;
+
+/// The most appends one group commit takes.
+const MAX_GROUP_APPENDS: usize = 4_096;
+/// A group stops taking appends once it holds this many events...
+const MAX_GROUP_EVENTS: usize = 16_384;
+/// ... or this many bytes of data and metadata.
+const MAX_GROUP_BYTES: usize = 32 << 20;
+/// Forget cached stream heads beyond this many (they reload on demand).
+const MAX_CACHED_HEADS: usize = 200_000;
+/// How often a group is planned again after another process's write broke it.
+const MAX_ATTEMPTS: usize = 5;
+
+/// What the writer task is asked to do.
+pub(crate) enum Request {
+    Append(Append),
+    /// Finish the queued appends and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// One append, validated by the caller's task before it was queued.
+pub(crate) struct Append {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<PreparedEvent>,
+    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+impl Append {
+    fn bytes(&self) -> usize {
+        self.events
+            .iter()
+            .map(|event| event.data.len() + event.metadata.len())
+            .sum()
+    }
+}
+
+/// What planning decided for one append.
+enum Outcome {
+    /// Answered without writing: a replay, a conflict, or a bad id.
+    Done(Result<AppendResult, StoreError>),
+    /// Its ids were just written by an earlier append of the same group: answer it in the
+    /// next group, once those rows are committed and can be looked up.
+    Deferred,
+    /// Written as rows `offset..offset + count` of the group's insert.
+    Written {
+        first_version: Version,
+        offset: u64,
+        count: u64,
+    },
+}
+
+/// Why a group failed.
+enum GroupError {
+    /// Another writer took a stream version or event id first; plan again.
+    Unique,
+    /// The connection broke: the outcome is unknown.
+    Lost(StoreError),
+    /// The statement failed and wrote nothing.
+    Failed(StoreError),
+}
+
+/// The writer's statements, prepared once per connection.
+struct Prepared {
+    append: Statement,
+    find_ids: Statement,
+    stream_heads: Statement,
+}
+
+pub(crate) struct Writer {
+    config: tokio_postgres::Config,
+    client: Option<(Arc<Client>, Arc<Prepared>)>,
+    sql: Arc<Sql>,
+    heads: HashMap<StreamId, Version>,
+    head: Arc<watch::Sender<Position>>,
+}
+
+impl Writer {
+    pub fn new(
+        config: tokio_postgres::Config,
+        sql: Arc<Sql>,
+        head: Arc<watch::Sender<Position>>,
+    ) -> Self {
+        Self {
+            config,
+            client: None,
+            sql,
+            heads: HashMap::new(),
+            head,
+        }
+    }
+
+    /// Serves requests until the store closes or every handle is dropped.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        let mut carry: Vec<Append> = Vec::new();
+        let mut closing = None;
+        loop {
+            let mut group = std::mem::take(&mut carry);
+            if group.is_empty() && closing.is_none() {
+                match requests.recv().await {
+                    Some(Request::Append(append)) => group.push(append),
+                    Some(Request::Close(reply)) => closing = Some(reply),
+                    None => break,
+                }
+            }
+            let mut events: usize = group.iter().map(|append| append.events.len()).sum();
+            let mut bytes: usize = group.iter().map(Append::bytes).sum();
+            while closing.is_none()
+                && group.len() < MAX_GROUP_APPENDS
+                && events < MAX_GROUP_EVENTS
+                && bytes < MAX_GROUP_BYTES
+            {
+                match requests.try_recv() {
+                    Ok(Request::Append(append)) => {
+                        events += append.events.len();
+                        bytes += append.bytes();
+                        group.push(append);
+                    }
+                    Ok(Request::Close(reply)) => closing = Some(reply),
+                    Err(_) => break,
+                }
+            }
+            if group.is_empty() {
+                break;
+            }
+            carry = self.commit_group(group).await;
+        }
+        requests.close();
+        while let Ok(request) = requests.try_recv() {
+            match request {
+                Request::Append(append) => {
+                    let _ = append.reply.send(Err(StoreError::Closed));
+                }
+                Request::Close(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        if let Some(reply) = closing {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(Arc<Client>, Arc<Prepared>), StoreError> {
+        if let Some((client, prepared)) = &self.client
+            && !client.is_closed()
+        {
+            return Ok((client.clone(), prepared.clone()));
+        }
+        self.client = None;
+        self.heads.clear();
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(on("connecting the writer"))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "the writer's connection ended");
+            }
+        });
+        let action = "preparing the writer's statements";
+        let (append, find_ids, stream_heads) = tokio::join!(
+            client.prepare(&self.sql.append),
+            client.prepare(&self.sql.find_ids),
+            client.prepare(&self.sql.stream_heads)
+        );
+        let prepared = Arc::new(Prepared {
+            append: append.map_err(on(action))?,
+            find_ids: find_ids.map_err(on(action))?,
+            stream_heads: stream_heads.map_err(on(action))?,
+        });
+        let client = Arc::new(client);
+        self.client = Some((client.clone(), prepared.clone()));
+        Ok((client, prepared))
+    }
+
+    /// Commits one group; returns the appends deferred to the next group.
+    async fn commit_group(&mut self, group: Vec<Append>) -> Vec<Append> {
+        if self.heads.len() > MAX_CACHED_HEADS {
+            self.heads.clear();
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_group(&group).await {
+                Ok(outcomes) => return reply_all(group, outcomes),
+                Err(GroupError::Unique) if attempt < MAX_ATTEMPTS => {
+                    for append in &group {
+                        self.heads.remove(&append.stream);
+                    }
+                }
+                Err(GroupError::Unique) => {
+                    let error = || {
+                        StoreError::backend(
+                            BACKEND,
+                            "appending events",
+                            "other processes kept taking the same stream versions or event ids; nothing was written, retry",
+                            true,
+                        )
+                    };
+                    for append in group {
+                        let _ = append.reply.send(Err(error()));
+                    }
+                    return Vec::new();
+                }
+                Err(GroupError::Lost(error)) => {
+                    self.client = None;
+                    self.heads.clear();
+                    let message = format!(
+                        "{error}; the append may or may not have been written: re-send it with the same event ids to find out"
+                    );
+                    for append in group {
+                        let _ = append.reply.send(Err(StoreError::backend(
+                            BACKEND,
+                            "appending events",
+                            message.clone(),
+                            true,
+                        )));
+                    }
+                    return Vec::new();
+                }
+                Err(GroupError::Failed(error)) if group.len() == 1 => {
+                    if let Some(append) = group.into_iter().next() {
+                        let _ = append.reply.send(Err(error));
+                    }
+                    return Vec::new();
+                }
+                Err(GroupError::Failed(error)) => {
+                    tracing::warn!(%error, appends = group.len(), "group commit failed; retrying each append alone");
+                    let mut deferred = Vec::new();
+                    for append in group {
+                        deferred.extend(Box::pin(self.commit_group(vec![append])).await);
+                    }
+                    return deferred;
+                }
+            }
+        }
+    }
+
+    /// Plans and writes one group. On `Ok`, every append that was written is committed.
+    async fn try_group(&mut self, group: &[Append]) -> Result<Vec<Outcome>, GroupError> {
+        let (client, prepared) = self.connect().await.map_err(GroupError::Failed)?;
+        let given: Vec<Uuid> = group
+            .iter()
+            .flat_map(|append| append.events.iter())
+            .filter(|event| event.id_given)
+            .map(|event| event.id)
+            .collect();
+        let mut missing: Vec<&StreamId> = Vec::new();
+        let mut seen = HashSet::new();
+        for append in group {
+            if !self.heads.contains_key(&append.stream) && seen.insert(&append.stream) {
+                missing.push(&append.stream);
+            }
+        }
+        let (found, loaded) = tokio::join!(
+            find_ids(&client, &prepared.find_ids, &given),
+            load_heads(&client, &prepared.stream_heads, &missing)
+        );
+        let found = found.map_err(classify)?;
+        self.heads.extend(loaded.map_err(classify)?);
+        let mut fresh: HashSet<StreamId> = missing.into_iter().cloned().collect();
+        let (outcomes, rows) = loop {
+            match plan(group, &self.heads, &fresh, &found) {
+                Ok(planned) => break planned,
+                Err(stale) => {
+                    let stale: Vec<&StreamId> = stale.iter().collect();
+                    let loaded = load_heads(&client, &prepared.stream_heads, &stale)
+                        .await
+                        .map_err(classify)?;
+                    self.heads.extend(loaded);
+                    fresh.extend(stale.into_iter().cloned());
+                }
+            }
+        };
+        if rows.count == 0 {
+            return Ok(outcomes);
+        }
+        let recorded_at = now_micros();
+        let count = rows.count as i64;
+        let row = client
+            .query_one(
+                &prepared.append,
+                &[
+                    &count,
+                    &rows.streams,
+                    &rows.versions,
+                    &rows.ids,
+                    &rows.types,
+                    &rows.schema_versions,
+                    &rows.data,
+                    &rows.metadata,
+                    &recorded_at,
+                ],
+            )
+            .await
+            .map_err(classify)?;
+        let base: i64 = row.get(0);
+        let inserted: i64 = row.get(1);
+        if inserted != count {
+            return Err(GroupError::Lost(StoreError::backend(
+                BACKEND,
+                "appending events",
+                format!("the database inserted {inserted} of {count} rows"),
+                false,
+            )));
+        }
+        let base = base as Position;
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Written {
+                    first_version,
+                    offset,
+                    count,
+                } => Outcome::Done(Ok(AppendResult {
+                    first_version,
+                    last_version: first_version + count - 1,
+                    first_position: base + offset + 1,
+                    last_position: base + offset + count,
+                })),
+                other => other,
+            })
+            .collect();
+        self.heads.extend(rows.heads);
+        let head = base + rows.count as Position;
+        self.head.send_if_modified(|current| {
+            let newer = head > *current;
+            if newer {
+                *current = head;
+            }
+            newer
+        });
+        Ok(outcomes)
+    }
+}
+
+/// Sends every answered append its result and returns the deferred ones.
+fn reply_all(group: Vec<Append>, outcomes: Vec<Outcome>) -> Vec<Append> {
+    let mut deferred = Vec::new();
+    for (append, outcome) in group.into_iter().zip(outcomes) {
+        match outcome {
+            Outcome::Done(result) => {
+                let _ = append.reply.send(result);
+            }
+            Outcome::Deferred => deferred.push(append),
+            Outcome::Written { .. } => {
+                let _ = append.reply.send(Err(StoreError::backend(
+                    BACKEND,
+                    "appending events",
+                    "internal error: a written append has no result",
+                    false,
+                )));
+            }
+        }
+    }
+    deferred
+}
+
+fn classify(error: tokio_postgres::Error) -> GroupError {
+    if is_unique_violation(&error) {
+        return GroupError::Unique;
+    }
+    let lost = error.is_closed()
+        || error
+            .code()
+            .is_none_or(|code| matches!(&code.code()[..2], "08" | "57"));
+    let error = pg("appending events", error);
+    if lost {
+        GroupError::Lost(error)
+    } else {
+        GroupError::Failed(error)
+    }
+}
+
+/// The group's rows as column arrays for `unnest`, and the stream heads they leave.
+#[derive(Default)]
+struct Rows<'a> {
+    count: u64,
+    streams: Vec<&'a str>,
+    versions: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    data: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    heads: HashMap<StreamId, Version>,
+}
+
+/// Decides each append of `group` against the stream heads and the stored ids. `Err` lists
+/// streams whose cached head refused an append and must be re-read before a conflict is
+/// reported.
+fn plan<'a>(
+    group: &'a [Append],
+    heads: &HashMap<StreamId, Version>,
+    fresh: &HashSet<StreamId>,
+    found: &HashMap<Uuid, StoredAt>,
+) -> Result<(Vec<Outcome>, Rows<'a>), Vec<StreamId>> {
+    let mut rows = Rows::default();
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut written_ids: HashSet<Uuid> = HashSet::new();
+    let mut stale = Vec::new();
+    for append in group {
+        if append.events.iter().any(|event| event.id_given) {
+            if append
+                .events
+                .iter()
+                .any(|event| event.id_given && written_ids.contains(&event.id))
+            {
+                outcomes.push(Outcome::Deferred);
+                continue;
+            }
+            let ids: Vec<Uuid> = append.events.iter().map(|event| event.id).collect();
+            let places: Vec<Option<StoredAt>> = append
+                .events
+                .iter()
+                .map(|event| {
+                    event
+                        .id_given
+                        .then(|| found.get(&event.id).cloned())
+                        .flatten()
+                })
+                .collect();
+            match idempotent_replay(&append.stream, &ids, &places) {
+                Ok(None) => {}
+                Ok(Some(first)) => {
+                    outcomes.push(Outcome::Done(Ok(first)));
+                    continue;
+                }
+                Err(error) => {
+                    outcomes.push(Outcome::Done(Err(error)));
+                    continue;
+                }
+            }
+        }
+        let current = rows
+            .heads
+            .get(&append.stream)
+            .or_else(|| heads.get(&append.stream))
+            .copied()
+            .unwrap_or(0);
+        if !append.expected.is_satisfied_by(current) {
+            if !fresh.contains(&append.stream) && !rows.heads.contains_key(&append.stream) {
+                stale.push(append.stream.clone());
+            }
+            outcomes.push(Outcome::Done(Err(StoreError::Conflict {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual: current,
+            })));
+            continue;
+        }
+        let offset = rows.count;
+        for (index, event) in append.events.iter().enumerate() {
+            rows.streams.push(append.stream.as_str());
+            rows.versions.push((current + 1 + index as Version) as i64);
+            rows.ids.push(event.id);
+            rows.types.push(&event.event_type);
+            rows.schema_versions.push(i64::from(event.schema_version));
+            rows.data.push(&event.data);
+            rows.metadata.push(&event.metadata);
+            written_ids.insert(event.id);
+        }
+        let count = append.events.len() as u64;
+        rows.count += count;
+        rows.heads.insert(append.stream.clone(), current + count);
+        outcomes.push(Outcome::Written {
+            first_version: current + 1,
+            offset,
+            count,
+        });
+    }
+    if stale.is_empty() {
+        Ok((outcomes, rows))
+    } else {
+        stale.sort_unstable();
+        stale.dedup();
+        Err(stale)
+    }
+}
+
+/// Where each of `ids` is stored, for those that are.
+async fn find_ids(
+    client: &Client,
+    statement: &Statement,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoredAt>, tokio_postgres::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = client.query(statement, &[&ids]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let place: StoredAt = (
+                row.get(1),
+                row.get::<_, i64>(2) as Version,
+                row.get::<_, i64>(3) as Position,
+            );
+            (row.get(0), place)
+        })
+        .collect())
+}
+
+/// The current version of each of `streams` (0 for a stream with no events).
+async fn load_heads(
+    client: &Client,
+    statement: &Statement,
+    streams: &[&StreamId],
+) -> Result<HashMap<StreamId, Version>, tokio_postgres::Error> {
+    if streams.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let names: Vec<&str> = streams.iter().map(|stream| stream.as_str()).collect();
+    let rows = client.query(statement, &[&names]).await?;
+    let mut heads: HashMap<StreamId, Version> = streams
+        .iter()
+        .map(|stream| ((*stream).clone(), 0))
+        .collect();
+    for row in rows {
+        let name: &str = row.get(0);
+        if let Ok(stream) = StreamId::new(name) {
+            heads.insert(stream, row.get::<_, i64>(1) as Version);
+        }
+    }
+    Ok(heads)
+}
