@@ -19,9 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mammoth_core::{AppendResult, Position, StoreError};
 use tokio::sync::{oneshot, watch};
+
+/// The longest the sync thread waits for resubmitting writers before it starts an fsync.
+const GATHER_AT_MOST: Duration = Duration::from_micros(200);
 
 /// A reply waiting to be sent.
 pub(crate) type Reply = (
@@ -93,6 +97,10 @@ impl Acknowledger {
     }
 }
 
+fn replies(batch: &[Committed]) -> usize {
+    batch.iter().map(|committed| committed.replies.len()).sum()
+}
+
 fn send(committed: Committed, head: &watch::Sender<Position>) {
     if let Some(position) = committed.head {
         head.send_replace(position);
@@ -119,9 +127,25 @@ fn sync_loop(
     queue: &Receiver<Committed>,
     failed: &AtomicBool,
 ) {
+    // How many appends the last fsync acknowledged: their writers are resubmitting right now.
+    let mut last_acknowledged = 0;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
+        // Like PostgreSQL's commit_delay: when the last fsync woke more writers than have come
+        // back, wait a moment for them, so one fsync carries the whole crowd rather than half
+        // of it (the other half would wait a full extra fsync). A lone writer never waits.
+        let deadline = Instant::now() + GATHER_AT_MOST;
+        while replies(&batch) < last_acknowledged {
+            match queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(more) => {
+                    batch.push(more);
+                    batch.extend(queue.try_iter());
+                }
+                Err(_) => break,
+            }
+        }
+        last_acknowledged = replies(&batch);
         let synced = if failed.load(Ordering::SeqCst) {
             Err("an earlier fsync failed".to_owned())
         } else {
