@@ -4,8 +4,8 @@
 use mammoth_core::{Aggregate, EventStore, SnapshotStore, Version};
 use mammoth_runtime::{
     Authorization, Command, CommandBus, CommandContext, CommandError, Committed, Envelope, Execute,
-    Idempotency, Query, QueryBus, QueryError, Repository, SnapshotPolicy, StoreProgress, Tracing,
-    Validation,
+    Idempotency, Query, QueryBus, QueryError, Repository, RetryPolicy, SnapshotPolicy,
+    StoreProgress, Tracing, Validation,
 };
 use serde::Serialize;
 
@@ -90,14 +90,36 @@ pub struct OrdersApp<S> {
 
 fn repository<A: Aggregate, S: EventStore + Clone>(
     store: &S,
-    snapshots: Option<(&(impl SnapshotStore + Clone + 'static), SnapshotPolicy)>,
+    snapshots: Option<(&(impl SnapshotStore + Clone + 'static), &Tuning)>,
+    retry: RetryPolicy,
 ) -> Repository<A, S> {
     let repository = Repository::new(store.clone())
         .with_upcasters(upcasters())
-        .with_schemas(schemas());
+        .with_schemas(schemas())
+        .with_retry(retry);
     match snapshots {
-        Some((snapshots, policy)) => repository.with_snapshots(snapshots.clone(), policy),
+        Some((snapshots, tuning)) => {
+            repository.with_snapshots(snapshots.clone(), tuning.policy::<A>())
+        }
         None => repository,
+    }
+}
+
+/// How snapshots are taken: one policy for every aggregate, or `[snapshots]` of `mammoth.tsk`
+/// with its per-aggregate overrides.
+enum Tuning {
+    Every(SnapshotPolicy),
+    Configured(mammoth_config::SnapshotConfig),
+}
+
+impl Tuning {
+    fn policy<A: Aggregate>(&self) -> SnapshotPolicy {
+        match self {
+            Self::Every(policy) => *policy,
+            Self::Configured(config) => {
+                SnapshotPolicy::for_aggregate::<A>(config.every, &config.per_aggregate)
+            }
+        }
     }
 }
 
@@ -120,7 +142,24 @@ fn authorize(envelope: &Envelope) -> Result<(), String> {
 impl<S: EventStore + Clone + Send + Sync + 'static> OrdersApp<S> {
     /// The app over `store`, without snapshots.
     pub fn new(store: S) -> Self {
-        Self::build(store, None::<(&mammoth_core::InMemorySnapshotStore, _)>)
+        Self::build(
+            store,
+            None::<(&mammoth_core::InMemorySnapshotStore, _)>,
+            RetryPolicy::default(),
+        )
+    }
+
+    /// The app over `store` tuned by `mammoth.tsk`: snapshots as `[snapshots]` says (`every`,
+    /// with `per_aggregate` overrides keyed by category or type name), conflict retries as
+    /// `cqrs.max_conflict_retries` says.
+    pub fn configured(
+        store: S,
+        snapshots: impl SnapshotStore + Clone + 'static,
+        config: &mammoth_config::Config,
+    ) -> Self {
+        let tuning = Tuning::Configured(config.snapshots.clone());
+        let retry = RetryPolicy::attempts(config.cqrs.max_conflict_retries.saturating_add(1));
+        Self::build(store, Some((&snapshots, &tuning)), retry)
     }
 
     /// The app over `store`, with snapshots of every aggregate in `snapshots` as `policy` says.
@@ -129,16 +168,18 @@ impl<S: EventStore + Clone + Send + Sync + 'static> OrdersApp<S> {
         snapshots: impl SnapshotStore + Clone + 'static,
         policy: SnapshotPolicy,
     ) -> Self {
-        Self::build(store, Some((&snapshots, policy)))
+        let tuning = Tuning::Every(policy);
+        Self::build(store, Some((&snapshots, &tuning)), RetryPolicy::default())
     }
 
     fn build(
         store: S,
-        snapshots: Option<(&(impl SnapshotStore + Clone + 'static), SnapshotPolicy)>,
+        snapshots: Option<(&(impl SnapshotStore + Clone + 'static), &Tuning)>,
+        retry: RetryPolicy,
     ) -> Self {
-        let orders = repository::<Order, S>(&store, snapshots);
-        let inventory = repository::<Inventory, S>(&store, snapshots);
-        let payments = repository::<Payment, S>(&store, snapshots);
+        let orders = repository::<Order, S>(&store, snapshots, retry);
+        let inventory = repository::<Inventory, S>(&store, snapshots, retry);
+        let payments = repository::<Payment, S>(&store, snapshots, retry);
         let commands = CommandBus::builder()
             .layer(Tracing)
             .layer(Idempotency::default())

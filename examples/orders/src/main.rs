@@ -3,10 +3,12 @@
 //! declined so its reservation is released and it is cancelled (by hand here; the saga layer
 //! automates it). Then it prints this run's events as the current code decodes them.
 //!
-//! `cargo run --release -p mammoth-example-orders [-- PATH]` writes to PATH, by default
-//! `./mammoth-data/mammoth.db`, the file the `mammoth` CLI reads by default, so
-//! `cargo run --release -- events all` shows the same log afterwards. Each run uses its own
-//! order ids, so runs add up rather than collide.
+//! `cargo run --release -p mammoth-example-orders [-- PATH]` reads `mammoth.tsk` as the
+//! `mammoth` CLI does (`--config` aside: `MAMMOTH_CONFIG`, else `./mammoth.tsk`, else the
+//! defaults) and writes to PATH, by default the configured SQLite file
+//! (`./mammoth-data/mammoth.db`), so `cargo run --release -- events all` shows the same log
+//! afterwards. `[snapshots]` and `cqrs.max_conflict_retries` tune the repositories. Each run
+//! uses its own order ids, so runs add up rather than collide.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +23,7 @@ use mammoth_example_orders::inventory::{Inventory, InventoryCommand, StockLine};
 use mammoth_example_orders::order::{Order, OrderCommand, OrderLine};
 use mammoth_example_orders::payment::{Payment, PaymentCommand};
 use mammoth_example_orders::versioning::registry;
-use mammoth_runtime::{CommandContext, Execute, QueryOptions, SnapshotPolicy};
+use mammoth_runtime::{CommandContext, Execute, QueryOptions};
 use mammoth_sqlite::snapshot::SqliteSnapshotStore;
 use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
 
@@ -37,19 +39,28 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let (config, _) = mammoth_config::load(None)?;
+    if config.event_store.backend != mammoth_config::EventStoreBackend::Sqlite {
+        return Err(
+            "this demo runs on the embedded store: set event_store.backend to \"sqlite\"".into(),
+        );
+    }
     let path = std::env::args_os()
         .nth(1)
-        .map_or_else(|| PathBuf::from("mammoth-data/mammoth.db"), PathBuf::from);
-    let store = SqliteEventStore::open(&path, SqliteOptions::default())?;
+        .map_or_else(|| config.event_store.sqlite_path(), PathBuf::from);
+    let options = SqliteOptions {
+        synchronous: match config.event_store.synchronous {
+            mammoth_config::Synchronous::Normal => mammoth_sqlite::Synchronous::Normal,
+            _ => mammoth_sqlite::Synchronous::Full,
+        },
+        ..SqliteOptions::default()
+    };
+    let store = SqliteEventStore::open(&path, options)?;
     let start = store.head_position().await? + 1;
     // Order ids unique to this run: the log's head when it started.
     let id = |n: u32| format!("{start}x{n}");
     println!("writing to {} from position {start}", path.display());
-    let app = OrdersApp::with_snapshots(
-        store.clone(),
-        SqliteSnapshotStore::open(&path)?,
-        SnapshotPolicy::every(100),
-    );
+    let app = OrdersApp::configured(store.clone(), SqliteSnapshotStore::open(&path)?, &config);
     let warehouse = CommandContext::new().with_actor("warehouse");
     for (sku, quantity) in [("book", 10), ("lamp", 1)] {
         let add = InventoryCommand::AddStock(StockLine::new(sku, quantity));

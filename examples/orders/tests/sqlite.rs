@@ -377,3 +377,30 @@ async fn with_no_retries_allowed_conflicting_commands_fail_typed_and_write_nothi
     assert_eq!(loaded.state.available("book"), landed);
     assert_eq!(loaded.version, u64::from(landed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_frequency_comes_from_mammoth_tsk_with_per_aggregate_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mammoth.db");
+    let store = open(&path);
+    let text = "[snapshots]\nevery: 1000\nper_aggregate: { inventory: 5 }\n";
+    let config =
+        mammoth_config::Config::from_str(text, std::path::Path::new("mammoth.tsk")).unwrap();
+    let app = OrdersApp::configured(
+        store.clone(),
+        SqliteSnapshotStore::open(&path).unwrap(),
+        &config,
+    );
+    let warehouse = CommandContext::new().with_actor("warehouse");
+    for _ in 0..12 {
+        let add = InventoryCommand::AddStock(StockLine::new("book", 1));
+        app.commands
+            .dispatch_with(Execute::<Inventory>::new(WAREHOUSE, add), warehouse.clone())
+            .await
+            .unwrap();
+    }
+    // `inventory: 5` overrides `every: 1000`: snapshots at 5 and 10, two events after.
+    let loaded = app.inventory.load(WAREHOUSE).await.unwrap();
+    assert_eq!((loaded.snapshot_version, loaded.events_read), (Some(10), 2));
+    assert_eq!(loaded.state.available("book"), 12);
+}

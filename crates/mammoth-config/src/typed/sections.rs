@@ -123,7 +123,8 @@ pub struct CqrsConfig {
     pub command_handlers: BTreeMap<String, String>,
     /// Query name to handler name.
     pub query_handlers: BTreeMap<String, String>,
-    /// Times a command is retried after a version conflict (default 3).
+    /// Times a command is re-loaded and re-decided after a version conflict (default 9, so 10
+    /// attempts: enough for dozens of writers contending on one aggregate).
     pub max_conflict_retries: u32,
 }
 
@@ -132,7 +133,7 @@ impl Default for CqrsConfig {
         Self {
             command_handlers: BTreeMap::new(),
             query_handlers: BTreeMap::new(),
-            max_conflict_retries: 3,
+            max_conflict_retries: 9,
         }
     }
 }

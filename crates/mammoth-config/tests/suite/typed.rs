@@ -40,7 +40,7 @@ fn no_keys_means_embedded_sqlite_embedded_bus_and_documented_defaults() {
         (c.app.name.as_str(), c.app.environment.as_str()),
         ("mammoth", "development")
     );
-    assert_eq!((c.snapshots.every, c.cqrs.max_conflict_retries), (100, 3));
+    assert_eq!((c.snapshots.every, c.cqrs.max_conflict_retries), (100, 9));
     assert_eq!(
         (c.http.listen.as_str(), c.http.body_limit),
         ("127.0.0.1:8080", 1 << 20)
