@@ -22,6 +22,7 @@
 //! ```
 
 mod aggregate;
+mod checkpoint;
 mod codec;
 mod error;
 mod event;
@@ -36,6 +37,7 @@ mod upcast;
 pub mod validate;
 
 pub use aggregate::Aggregate;
+pub use checkpoint::{CheckpointStore, InMemoryCheckpointStore};
 pub use codec::{
     CodecError, DomainEvent, JsonEvent, Location, decode_event, decode_recorded, encode_event,
 };

@@ -20,6 +20,7 @@
 //! See `docs/architecture.md` for the layout (append-only log, derived stream index) and how
 //! each guarantee of the contract is enforced.
 
+pub mod checkpoint;
 mod durable;
 mod error;
 mod read;
@@ -31,6 +32,7 @@ mod writer;
 
 use mammoth_core::Limits;
 
+pub use checkpoint::SqliteCheckpointStore;
 pub use schema::Synchronous;
 pub use store::{SqliteEventStore, StoreStats};
 
