@@ -1,0 +1,1 @@
+//! Raw MySQL baselines for `mammoth bench`.
