@@ -29,6 +29,7 @@ mod event;
 mod ids;
 mod limits;
 mod memory;
+mod projection;
 mod registry;
 mod snapshot;
 mod store;
@@ -47,6 +48,10 @@ pub use event::{Metadata, NewEvent, RecordedEvent};
 pub use ids::{ExpectedVersion, StreamId};
 pub use limits::Limits;
 pub use memory::InMemoryEventStore;
+pub use projection::{
+    ApplyFailure, HandlerError, Projection, ProjectionError, ProjectionState, ProjectionStatus,
+    ProjectionTarget,
+};
 pub use registry::{DecodedEvent, EventRegistry};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore};
 pub use store::{AppendResult, Direction, EventFilter, EventStore};
