@@ -22,6 +22,7 @@
 //! ```
 
 mod aggregate;
+pub mod bus;
 mod checkpoint;
 mod codec;
 mod error;

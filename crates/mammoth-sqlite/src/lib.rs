@@ -20,6 +20,7 @@
 //! See `docs/architecture.md` for the layout (append-only log, derived stream index) and how
 //! each guarantee of the contract is enforced.
 
+pub mod bus;
 pub mod checkpoint;
 mod durable;
 mod error;
@@ -32,6 +33,7 @@ mod writer;
 
 use mammoth_core::Limits;
 
+pub use bus::{SqliteBus, SqliteBusOptions, SqliteConsumer};
 pub use checkpoint::SqliteCheckpointStore;
 pub use schema::Synchronous;
 pub use store::{SqliteEventStore, StoreStats};

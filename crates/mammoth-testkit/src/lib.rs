@@ -26,11 +26,13 @@
 //! ```
 
 pub mod aggregate;
+pub mod bus;
 pub mod conformance;
 mod factory;
 mod model;
 mod support;
 
+pub use bus::BusFactory;
 pub use factory::{InMemoryFactory, StoreFactory};
 pub use model::check_against_model;
 
