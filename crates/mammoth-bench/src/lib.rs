@@ -5,6 +5,10 @@
 //! (plain rusqlite on the same schema, same rows, same `synchronous` setting), so every number
 //! comes with the ratio that says what it is worth on this machine.
 //!
+//! And the harness behind `mammoth bench commands` ([`run_commands`]): commands through the
+//! CommandBus and repository on SQLite beside the raw append rate of the same run, and a long
+//! aggregate loaded with and without a snapshot, repeated and reported as medians.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use mammoth_bench::{BenchOptions, Case, Harness, NoProgress};
@@ -16,6 +20,8 @@
 //! ```
 
 mod case;
+mod commands;
+mod counted;
 mod latency;
 mod memory;
 mod raw;
@@ -32,6 +38,10 @@ use mammoth_sqlite::Synchronous;
 use tempfile::TempDir;
 
 pub use case::{Case, CaseResult, synchronous_name};
+pub use commands::{
+    COMMANDS_RATIO_TARGET, CommandsOptions, CommandsPart, CommandsResult, SNAPSHOT_SPEEDUP_TARGET,
+    run_commands,
+};
 pub use memory::{ChildCommand, ReadReport, filesystem_type, read_log, status_kib};
 
 /// The number of events the read cases (d) and (f) read, as the issue sets it.
@@ -117,20 +127,7 @@ impl Harness {
     /// # Errors
     /// [`BenchError::Setup`] when the directory cannot be created.
     pub fn new(options: BenchOptions, progress: Arc<dyn Progress>) -> Result<Self, BenchError> {
-        let dir = match &options.dir {
-            Some(parent) => {
-                std::fs::create_dir_all(parent).map_err(|error| {
-                    BenchError::Setup(format!("cannot create {}: {error}", parent.display()))
-                })?;
-                tempfile::Builder::new()
-                    .prefix("mammoth-bench-")
-                    .tempdir_in(parent)
-            }
-            None => tempfile::Builder::new().prefix("mammoth-bench-").tempdir(),
-        }
-        .map_err(|error| {
-            BenchError::Setup(format!("cannot create a temporary directory: {error}"))
-        })?;
+        let dir = temporary_dir(options.dir.as_deref(), "mammoth-bench-")?;
         Ok(Self {
             options,
             dir,
@@ -179,6 +176,23 @@ impl Harness {
     pub(crate) fn progress_handle(&self) -> Arc<dyn Progress> {
         self.progress.clone()
     }
+}
+
+/// A new temporary directory named `prefix...` in `parent` (created if missing), or in the
+/// system's temporary directory.
+pub(crate) fn temporary_dir(parent: Option<&Path>, prefix: &str) -> Result<TempDir, BenchError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    match parent {
+        Some(parent) => {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                BenchError::Setup(format!("cannot create {}: {error}", parent.display()))
+            })?;
+            builder.tempdir_in(parent)
+        }
+        None => builder.tempdir(),
+    }
+    .map_err(|error| BenchError::Setup(format!("cannot create a temporary directory: {error}")))
 }
 
 /// Removes a database file and the files SQLite and the store keep beside it.

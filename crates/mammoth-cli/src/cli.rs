@@ -17,16 +17,19 @@ Logging:
 
 Exit codes:
   0  success
-  1  runtime failure (storage, I/O)
+  1  runtime failure (storage, I/O), or events --decode met events it could not decode
+     (each is named on stderr and shown as stored; the listing goes on)
   2  usage or configuration error, or input the store rejected (nothing was written)
   3  conflict: the stream was not at the expected version (nothing was written)
 
 Examples:
   mammoth events append order-42 --type OrderCreated --data '{\"total\": 30}'
   mammoth events read order-42
+  mammoth events read order-42 --decode     # as the built-in app (examples/orders) reads it
   mammoth events tail --json
   mammoth --config prod.tsk events stats
-  mammoth bench store --seconds 2";
+  mammoth bench store --seconds 2
+  mammoth bench commands --quick";
 
 /// mammoth: an event store, message bus and saga toolkit. This binary inspects and operates a
 /// mammoth store.
@@ -52,7 +55,7 @@ pub struct GlobalOptions {
     pub config: Option<PathBuf>,
 
     /// Print machine-readable JSON instead of tables: one JSON document, or one JSON object
-    /// per line for commands that stream (events read/all/tail, bench store).
+    /// per line for commands that stream (events read/all/tail, bench store/commands).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -70,14 +73,14 @@ pub enum Command {
     /// Append, read, follow and count events.
     #[command(
         subcommand,
-        after_long_help = "Examples:\n  mammoth events append order-42 --type OrderCreated --data '{\"total\": 30}'\n  mammoth events read order-42 --json\n  mammoth events all --type OrderCreated --limit 10\n  mammoth events tail\n  mammoth events stats"
+        after_long_help = "Examples:\n  mammoth events append order-42 --type OrderCreated --data '{\"total\": 30}'\n  mammoth events read order-42 --json\n  mammoth events read order-42 --decode\n  mammoth events all --type OrderCreated --limit 10\n  mammoth events tail\n  mammoth events stats"
     )]
     Events(events::EventsCommand),
 
-    /// Measure the store beside raw SQLite on this machine.
+    /// Measure the store beside raw SQLite, and commands beside raw appends, on this machine.
     #[command(
         subcommand,
-        after_long_help = "Examples:\n  mammoth bench store --seconds 2\n  mammoth bench store --cases b,c --json"
+        after_long_help = "Examples:\n  mammoth bench store --seconds 2\n  mammoth bench store --cases b,c --json\n  mammoth bench commands --quick\n  mammoth bench commands --runs 5 --json"
     )]
     Bench(bench::BenchCommand),
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use mammoth_core::StoreError;
 
-/// A runtime failure: storage, I/O, a failed benchmark.
+/// A runtime failure: storage, I/O, a failed benchmark, events `--decode` could not decode.
 pub const RUNTIME_FAILURE: u8 = 1;
 /// Bad usage, a bad configuration, or input the store rejected before writing.
 pub const USAGE: u8 = 2;

@@ -177,12 +177,7 @@ pub struct EventJson<'a> {
 
 /// One event as a JSON object, its data and metadata embedded as JSON.
 pub fn event_json(event: &RecordedEvent) -> EventJson<'_> {
-    // Stored data is checked JSON; should a corrupted row slip through, show it as a JSON
-    // string rather than fail the whole listing.
-    let data = RawValue::from_string(event.data.clone()).unwrap_or_else(|_| {
-        let quoted = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".to_owned());
-        RawValue::from_string(quoted).unwrap_or_default()
-    });
+    let data = stored_data(event);
     EventJson {
         position: event.position,
         stream: event.stream_id.as_str(),
@@ -194,6 +189,16 @@ pub fn event_json(event: &RecordedEvent) -> EventJson<'_> {
         metadata: &event.metadata,
         recorded_at: event.recorded_at_rfc3339(),
     }
+}
+
+/// An event's data as the JSON text stored, to embed in a JSON object.
+pub fn stored_data(event: &RecordedEvent) -> Box<RawValue> {
+    // Stored data is checked JSON; should a corrupted row slip through, show it as a JSON
+    // string rather than fail the whole listing.
+    RawValue::from_string(event.data.clone()).unwrap_or_else(|_| {
+        let quoted = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".to_owned());
+        RawValue::from_string(quoted).unwrap_or_default()
+    })
 }
 
 /// A byte count for people: `1.5 MiB (1,572,864 bytes)`.

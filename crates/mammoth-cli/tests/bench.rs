@@ -1,4 +1,5 @@
-//! `mammoth bench store` end to end at small sizes: the output's shape, not its timings.
+//! `mammoth bench store` and `mammoth bench commands` end to end at small sizes: the output's
+//! shape, not its timings.
 
 mod support;
 
@@ -85,4 +86,93 @@ fn bench_store_refuses_an_unknown_case() {
     let sandbox = Sandbox::new();
     let run = sandbox.run(&["bench", "store", "--cases", "a,z"]);
     assert!(run.failed_with(2).contains("unknown case `z`"), "{run:#?}");
+}
+
+#[test]
+fn bench_commands_quick_json_prints_one_valid_object_per_case() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("bench");
+    let run = sandbox.run(&[
+        "bench",
+        "commands",
+        "--quick",
+        "--seconds",
+        "0.3",
+        "--json",
+        "--path",
+        dir.to_str().unwrap(),
+    ]);
+    let results = run.json_lines();
+    let cases: Vec<&str> = results
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cases,
+        ["commands_1", "commands_64", "commands_64_shared", "load"],
+        "{run:#?}"
+    );
+    for result in &results {
+        for key in [
+            "title",
+            "callers",
+            "runs",
+            "commands_per_s",
+            "raw_events_per_s",
+            "ratio_to_raw",
+            "load_without_snapshot_us",
+            "load_with_snapshot_us",
+            "snapshot_speedup",
+            "synchronous",
+            "target",
+            "pass",
+        ] {
+            assert!(result.get(key).is_some(), "{key} missing in {result}");
+        }
+        assert_eq!(result["runs"], 1);
+        assert_eq!(result["synchronous"], "full");
+    }
+    for command_case in &results[..3] {
+        assert!(command_case["commands_per_s"].as_f64().unwrap() > 0.0);
+        assert!(command_case["raw_events_per_s"].as_f64().unwrap() > 0.0);
+        assert!(command_case["ratio_to_raw"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(results[1]["callers"], 64);
+    assert!(
+        results[1]["pass"].is_boolean(),
+        "the 64-caller case is judged"
+    );
+    assert_eq!(results[2]["aggregates"], 16);
+    assert_eq!(results[3]["load_events"], 10_000);
+    assert!(results[3]["snapshot_speedup"].as_f64().unwrap() > 0.0);
+    assert!(results[3]["pass"].is_boolean());
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "temporary files are removed"
+    );
+}
+
+#[test]
+fn bench_commands_runs_only_the_part_asked_for_and_prints_targets() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["bench", "commands", "--quick", "--cases", "load"]);
+    let text = run.ok();
+    assert!(text.contains("synchronous=FULL"), "{text}");
+    assert!(text.contains("load a 10,000-event aggregate"), "{text}");
+    assert!(text.contains(">= 20x faster with a snapshot"), "{text}");
+    assert!(text.contains("PASS") || text.contains("MISS"), "{text}");
+    assert!(!text.contains("64 callers"), "{text}");
+}
+
+#[test]
+fn bench_commands_refuses_an_unknown_part_and_a_bad_duration() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["bench", "commands", "--cases", "load,b"]);
+    assert!(
+        run.failed_with(2)
+            .contains("the cases are throughput and load"),
+        "{run:#?}"
+    );
+    let run = sandbox.run(&["bench", "commands", "--seconds", "0"]);
+    assert!(run.failed_with(2).contains("--seconds"), "{run:#?}");
 }

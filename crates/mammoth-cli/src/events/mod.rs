@@ -2,6 +2,7 @@
 //! One module per subcommand; they share the store opening and closing here.
 
 mod append;
+mod listing;
 mod read;
 mod stats;
 mod tail;

@@ -9,7 +9,8 @@ use mammoth_core::{
     read_stream_pages,
 };
 
-use crate::output::{Output, event_columns, event_header, event_json, event_row};
+use super::listing::Listing;
+use crate::output::Output;
 use crate::store::AnyStore;
 
 /// Events fetched per read; a limit below it fetches less.
@@ -18,7 +19,7 @@ const PAGE_SIZE: usize = 512;
 /// Arguments of `events read`.
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Examples:\n  mammoth events read order-42\n  mammoth events read order-42 --backward --limit 1    # the latest event\n  mammoth events read order-42 --from 10 --limit 5 --json"
+    after_long_help = "Examples:\n  mammoth events read order-42\n  mammoth events read order-42 --backward --limit 1    # the latest event\n  mammoth events read order-42 --from 10 --limit 5 --json\n  mammoth events read order-42 --decode                # upcast to the current versions\n\nWith --decode, an event that cannot be decoded is shown as stored, its error goes to stderr,\nthe listing goes on, and the command exits with code 1 at the end."
 )]
 pub struct ReadArgs {
     /// The stream to read, such as order-42.
@@ -37,12 +38,18 @@ pub struct ReadArgs {
     /// Print at most N events.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+
+    /// Show each event as the built-in app (examples/orders) reads it: upcast to its current
+    /// version and decoded into its Rust type. Types it does not register are shown as stored.
+    /// --limit counts stored events, also when an upcaster splits one into several.
+    #[arg(long)]
+    pub decode: bool,
 }
 
 /// Arguments of `events all`.
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Examples:\n  mammoth events all\n  mammoth events all --from 1000 --limit 50\n  mammoth events all --type OrderCreated --type OrderCancelled\n  mammoth events all --category order --json | jq .data"
+    after_long_help = "Examples:\n  mammoth events all\n  mammoth events all --from 1000 --limit 50\n  mammoth events all --type OrderCreated --type OrderCancelled\n  mammoth events all --category order --json | jq .data\n  mammoth events all --decode --json | jq 'select(.status != \"decoded\")'\n\nWith --decode, an event that cannot be decoded is shown as stored, its error goes to stderr,\nthe listing goes on, and the command exits with code 1 at the end."
 )]
 pub struct AllArgs {
     /// The global position to start at, inclusive (default: the beginning).
@@ -61,6 +68,12 @@ pub struct AllArgs {
     /// Print at most N events.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+
+    /// Show each event as the built-in app (examples/orders) reads it: upcast to its current
+    /// version and decoded into its Rust type. Types it does not register are shown as stored.
+    /// --limit counts stored events, also when an upcaster splits one into several.
+    #[arg(long)]
+    pub decode: bool,
 }
 
 impl AllArgs {
@@ -90,7 +103,7 @@ pub async fn run_stream(store: &AnyStore, args: ReadArgs, out: &mut Output) -> a
         args.from,
         page_size(args.limit),
     );
-    let printed = print_events(events, args.limit, out).await?;
+    let printed = print_events(events, args.limit, Listing::new(args.decode), out).await?;
     if printed == 0 && !out.is_json() {
         eprintln!("stream \"{stream}\" has no events in that range");
     }
@@ -103,7 +116,7 @@ pub async fn run_stream(store: &AnyStore, args: ReadArgs, out: &mut Output) -> a
 /// A store failure.
 pub async fn run_all(store: &AnyStore, args: AllArgs, out: &mut Output) -> anyhow::Result<()> {
     let events = read_all_pages(store, args.from, args.filter(), page_size(args.limit));
-    let printed = print_events(events, args.limit, out).await?;
+    let printed = print_events(events, args.limit, Listing::new(args.decode), out).await?;
     if printed == 0 && !out.is_json() {
         eprintln!("no events match");
     }
@@ -119,25 +132,19 @@ fn page_size(limit: Option<u64>) -> usize {
 async fn print_events(
     events: impl Stream<Item = Result<RecordedEvent, StoreError>>,
     limit: Option<u64>,
+    mut listing: Listing,
     out: &mut Output,
 ) -> anyhow::Result<u64> {
     let mut events = std::pin::pin!(events);
-    let columns = event_columns();
     let mut printed = 0u64;
     while limit.is_none_or(|limit| printed < limit) {
         let Some(event) = events.try_next().await? else {
             break;
         };
-        if out.is_json() {
-            out.json_line(&event_json(&event))?;
-        } else {
-            if printed == 0 {
-                out.line(event_header(&columns))?;
-            }
-            out.line(event_row(&columns, &event))?;
-        }
+        listing.print(&event, out)?;
         printed += 1;
     }
     out.flush()?;
+    listing.finish()?;
     Ok(printed)
 }

@@ -4,13 +4,14 @@
 use clap::Args;
 use mammoth_core::{EventFilter, EventStore as _, Position, Subscription};
 
-use crate::output::{Output, event_columns, event_header, event_json, event_row};
+use super::listing::Listing;
+use crate::output::Output;
 use crate::store::AnyStore;
 
 /// Arguments of `events tail`.
 #[derive(Debug, Args)]
 #[command(
-    after_long_help = "Examples:\n  mammoth events tail                       # events appended from now on\n  mammoth events tail --from 1              # the whole log, then live\n  mammoth events tail --category order --json"
+    after_long_help = "Examples:\n  mammoth events tail                       # events appended from now on\n  mammoth events tail --from 1              # the whole log, then live\n  mammoth events tail --category order --json\n  mammoth events tail --decode              # upcast to the current versions"
 )]
 pub struct TailArgs {
     /// The global position to start at, inclusive (default: the first event appended after
@@ -25,6 +26,13 @@ pub struct TailArgs {
     /// Only events of streams in this category; repeat for several.
     #[arg(long = "category", value_name = "CATEGORY")]
     pub categories: Vec<String>,
+
+    /// Show each event as the built-in app (examples/orders) reads it: upcast to its current
+    /// version and decoded into its Rust type. Types it does not register are shown as
+    /// stored; an event that cannot be decoded is shown as stored with its error on stderr,
+    /// and the command exits with code 1 when it stops.
+    #[arg(long)]
+    pub decode: bool,
 }
 
 /// Prints events as they are committed until interrupted.
@@ -42,26 +50,21 @@ pub async fn run(store: &AnyStore, args: TailArgs, out: &mut Output) -> anyhow::
     let mut interrupt = Interrupt::listen()?;
     let mut subscription = Subscription::new(store, from, filter);
     eprintln!("following the global log from position {from}; Ctrl-C to stop");
-    let columns = event_columns();
-    if !out.is_json() {
-        out.line(event_header(&columns))?;
-        out.flush()?;
-    }
+    let mut listing = Listing::new(args.decode);
+    listing.header(out)?;
+    out.flush()?;
     loop {
         let batch = tokio::select! {
             batch = subscription.next_batch() => batch?,
             () = interrupt.recv() => break,
         };
         for event in &batch {
-            if out.is_json() {
-                out.json_line(&event_json(event))?;
-            } else {
-                out.line(event_row(&columns, event))?;
-            }
+            listing.print(event, out)?;
         }
         out.flush()?;
     }
-    out.flush()
+    out.flush()?;
+    listing.finish()
 }
 
 /// Ctrl-C and SIGTERM, caught from the moment this is created (so a signal that arrives
