@@ -6,6 +6,8 @@ use std::str::FromStr;
 use mammoth_sqlite::Synchronous;
 use serde::Serialize;
 
+use crate::commands::median;
+
 /// One benchmark case. Each runs on fresh SQLite files, beside the raw SQLite limit measured
 /// by the same harness in the same run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -175,6 +177,58 @@ impl CaseResult {
         self.pass = case.passes(&self);
         self
     }
+
+    /// The median of several runs of one case: each number is the median of that number over
+    /// the runs (so a median ratio is not the ratio of the median rates), judged again against
+    /// the target, with `runs` and the lowest and highest ratio seen.
+    ///
+    /// Returns `None` for an empty slice.
+    pub fn median_of(runs: &[CaseResult]) -> Option<MedianResult> {
+        let first = runs.first()?;
+        let case = Case::ALL
+            .into_iter()
+            .find(|case| case.letter() == first.case)?;
+        let numbers = |pick: fn(&CaseResult) -> Option<f64>| -> Option<f64> {
+            median(&runs.iter().filter_map(pick).collect::<Vec<_>>())
+        };
+        let ratios: Vec<f64> = runs.iter().filter_map(|run| run.ratio_to_raw).collect();
+        let result = CaseResult {
+            events: numbers(|run| Some(run.events as f64)).map_or(0, |n| n.round() as u64),
+            seconds: numbers(|run| Some(run.seconds)).unwrap_or(0.0),
+            events_per_s: numbers(|run| Some(run.events_per_s)).unwrap_or(0.0),
+            raw_events_per_s: numbers(|run| run.raw_events_per_s),
+            ratio_to_raw: numbers(|run| run.ratio_to_raw),
+            p50_us: numbers(|run| run.p50_us),
+            p99_us: numbers(|run| run.p99_us),
+            raw_p50_us: numbers(|run| run.raw_p50_us),
+            raw_p99_us: numbers(|run| run.raw_p99_us),
+            peak_rss_mb: numbers(|run| run.peak_rss_mb),
+            raw_peak_rss_mb: numbers(|run| run.raw_peak_rss_mb),
+            pass: None,
+            ..first.clone()
+        }
+        .judged(case);
+        Some(MedianResult {
+            runs: runs.len(),
+            ratio_low: ratios.iter().copied().reduce(f64::min),
+            ratio_high: ratios.iter().copied().reduce(f64::max),
+            result,
+        })
+    }
+}
+
+/// The medians of several runs of one case, as `mammoth bench store --runs N` reports them.
+#[derive(Clone, Debug, Serialize)]
+pub struct MedianResult {
+    /// How many runs the medians are over.
+    pub runs: usize,
+    /// The lowest ratio to raw in any run.
+    pub ratio_low: Option<f64>,
+    /// The highest ratio to raw in any run.
+    pub ratio_high: Option<f64>,
+    /// The medians, judged against the target.
+    #[serde(flatten)]
+    pub result: CaseResult,
 }
 
 /// Events per second, 0 for an empty interval.

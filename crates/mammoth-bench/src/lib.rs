@@ -37,7 +37,7 @@ use mammoth_core::StoreError;
 use mammoth_sqlite::Synchronous;
 use tempfile::TempDir;
 
-pub use case::{Case, CaseResult, synchronous_name};
+pub use case::{Case, CaseResult, MedianResult, synchronous_name};
 pub use commands::{
     COMMANDS_RATIO_TARGET, CommandsOptions, CommandsPart, CommandsResult, SNAPSHOT_SPEEDUP_TARGET,
     run_commands,

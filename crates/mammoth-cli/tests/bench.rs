@@ -176,3 +176,44 @@ fn bench_commands_refuses_an_unknown_part_and_a_bad_duration() {
     let run = sandbox.run(&["bench", "commands", "--seconds", "0"]);
     assert!(run.failed_with(2).contains("--seconds"), "{run:#?}");
 }
+
+#[test]
+fn bench_store_with_runs_reports_one_median_per_case_with_the_ratio_range() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("bench");
+    let run = sandbox.run(&[
+        "bench",
+        "store",
+        "--seconds",
+        "0.3",
+        "--runs",
+        "3",
+        "--cases",
+        "a,c",
+        "--json",
+        "--path",
+        dir.to_str().unwrap(),
+    ]);
+    let results = run.json_lines();
+    let cases: Vec<&str> = results
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cases,
+        ["a", "c"],
+        "one median line per case, not one per run: {run:#?}"
+    );
+    for result in &results {
+        assert_eq!(result["runs"], 3, "{result}");
+        let (low, median, high) = (
+            result["ratio_low"].as_f64().unwrap(),
+            result["ratio_to_raw"].as_f64().unwrap(),
+            result["ratio_high"].as_f64().unwrap(),
+        );
+        assert!(
+            low <= median && median <= high,
+            "{low} <= {median} <= {high}"
+        );
+    }
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mammoth_bench::{BenchOptions, Case, CaseResult, ChildCommand, DEFAULT_READ_EVENTS, Harness};
+use mammoth_bench::{
+    BenchOptions, Case, CaseResult, ChildCommand, DEFAULT_READ_EVENTS, Harness, MedianResult,
+};
 
 use super::bar::Bar;
 use super::{SynchronousArg, check_seconds, filesystem_of};
@@ -32,6 +34,11 @@ pub struct StoreArgs {
     /// Durability for the store and the raw baseline alike.
     #[arg(long, value_enum, default_value = "full")]
     pub synchronous: SynchronousArg,
+
+    /// How many times to run every case; with more than one, the report gives each number's
+    /// median over the runs and the lowest and highest ratio to raw.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
 
     /// The cases to run, by letter (a to f), separated by commas.
     #[arg(
@@ -80,23 +87,41 @@ pub async fn run(args: StoreArgs, global: &GlobalOptions) -> anyhow::Result<()> 
         ))?;
         out.flush()?;
     }
-    let mut results = Vec::new();
-    for case in cases {
-        let result = harness.run(case).await?;
-        if out.is_json() {
-            out.json_line(&result)?;
-            out.flush()?;
+    let mut per_case: Vec<Vec<CaseResult>> = vec![Vec::new(); cases.len()];
+    for _ in 0..args.runs {
+        for (case, runs) in cases.iter().zip(&mut per_case) {
+            let result = harness.run(*case).await?;
+            if out.is_json() && args.runs == 1 {
+                out.json_line(&result)?;
+                out.flush()?;
+            }
+            runs.push(result);
         }
-        results.push(result);
     }
     bar.finish();
-    if !out.is_json() {
-        print_table(&results, &mut out)?;
+    let medians: Vec<MedianResult> = per_case
+        .iter()
+        .filter_map(|runs| CaseResult::median_of(runs))
+        .collect();
+    if out.is_json() {
+        if args.runs > 1 {
+            for median in &medians {
+                out.json_line(median)?;
+            }
+        }
+    } else {
+        print_table(&medians, &mut out)?;
+        if args.runs > 1 {
+            out.line(format!(
+                "Medians of {} runs; RATIO shows the lowest and highest run beside the median.",
+                args.runs
+            ))?;
+        }
     }
     out.flush()
 }
 
-fn print_table(results: &[CaseResult], out: &mut Output) -> anyhow::Result<()> {
+fn print_table(medians: &[MedianResult], out: &mut Output) -> anyhow::Result<()> {
     let mut rows = vec![
         [
             "CASE",
@@ -112,7 +137,8 @@ fn print_table(results: &[CaseResult], out: &mut Output) -> anyhow::Result<()> {
         .map(str::to_owned)
         .to_vec(),
     ];
-    for result in results {
+    for median in medians {
+        let result = &median.result;
         let latency = match (result.p50_us, result.p99_us) {
             (Some(p50), Some(p99)) => {
                 let raw = match (result.raw_p50_us, result.raw_p99_us) {
@@ -135,9 +161,13 @@ fn print_table(results: &[CaseResult], out: &mut Output) -> anyhow::Result<()> {
             result
                 .raw_events_per_s
                 .map_or_else(|| "-".to_owned(), |raw| thousands(raw.round() as u64)),
-            result
-                .ratio_to_raw
-                .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x")),
+            match (result.ratio_to_raw, median.ratio_low, median.ratio_high) {
+                (Some(ratio), Some(low), Some(high)) if median.runs > 1 => {
+                    format!("{ratio:.2}x ({low:.2}-{high:.2})")
+                }
+                (Some(ratio), _, _) => format!("{ratio:.2}x"),
+                _ => "-".to_owned(),
+            },
             latency,
             rss,
             result.target.to_owned(),
