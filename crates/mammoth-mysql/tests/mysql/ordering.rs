@@ -255,7 +255,7 @@ impl EventStore for TwoProcesses {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        if self.turn.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        if self.turn.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
             self.first.append(stream, expected, events).await
         } else {
             self.second.append(stream, expected, events).await
