@@ -348,8 +348,8 @@ async fn one_run(url: &str, seconds: f64) -> Run {
         .await,
     ));
     let t = raw.clone();
-    let lock_sql = Arc::new(format!(
-        "INSERT INTO raw_events SELECT (SELECT coalesce(max(position), 0) FROM raw_events) + r.n, r.s, 1, r.i, 'OrderPlaced', 1, r.d, '{{}}', 0
+    let lock_sql = Arc::new(String::from(
+        "INSERT INTO raw_events SELECT (SELECT coalesce(max(position), 0) FROM raw_events) + r.n, r.s, 1, r.i, 'OrderPlaced', 1, r.d, '{}', 0
          FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS r(s, i, d, n)"
     ));
     run.0.push((

@@ -55,13 +55,10 @@ async fn listen_once(
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
-            match message? {
-                AsyncMessage::Notification(note) => {
-                    if let Ok(position) = note.payload().parse::<Position>() {
-                        raise(&notified, position);
-                    }
-                }
-                _ => {}
+            if let AsyncMessage::Notification(note) = message?
+                && let Ok(position) = note.payload().parse::<Position>()
+            {
+                raise(&notified, position);
             }
         }
         Ok::<(), tokio_postgres::Error>(())
