@@ -25,7 +25,6 @@
 //! this way and what was measured.
 
 mod admin;
-pub mod bench;
 mod error;
 mod read;
 pub mod schema;

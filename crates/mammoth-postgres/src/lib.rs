@@ -24,7 +24,6 @@
 //! this way and what was measured.
 
 mod admin;
-pub mod bench;
 mod error;
 mod listen;
 mod read;

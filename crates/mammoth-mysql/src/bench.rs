@@ -1,1 +1,0 @@
-//! Raw MySQL baselines for `mammoth bench`.
