@@ -17,12 +17,14 @@
 //! failures; [`QueryError`] covers the read side.
 
 pub mod bench;
+mod bus_worker;
 mod cache;
 mod command_bus;
 mod context;
 mod error;
 pub mod middleware;
 mod query_bus;
+pub mod relay;
 mod repository;
 mod retry;
 mod schema;
@@ -40,5 +42,7 @@ pub use query_bus::{
 pub use repository::{
     Committed, DEFAULT_CACHE, Loaded, Repository, SnapshotPolicy, idempotent_event_id,
 };
+pub use bus_worker::{BusWorker, WorkerCounts};
+pub use relay::{Relay, RelayError, RelayProgress};
 pub use retry::RetryPolicy;
 pub use schema::{InvalidSchema, SchemaViolation, Schemas};
