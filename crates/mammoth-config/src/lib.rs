@@ -46,7 +46,7 @@ pub use typed::{
     AppConfig, Backoff, Checkpoint, Config, CqrsConfig, DEFAULT_SQLITE_PATH, DeadLetterConfig,
     EventStoreBackend, EventStoreConfig, HttpConfig, MessageBusBackend, MessageBusConfig,
     MetricsConfig, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig, SnapshotConfig,
-    Synchronous, VersioningConfig, normalize_dsn, percent_encode,
+    Synchronous, TopicsConfig, VersioningConfig, normalize_dsn, percent_encode,
 };
 pub use value::{Entry, Span, Table, Value, ValueKind};
 

@@ -1,6 +1,7 @@
 //! `[message_bus]`: which bus carries events to handlers, how failed deliveries are retried,
 //! and where messages that keep failing go.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,30 @@ impl Default for DeadLetterConfig {
     }
 }
 
+/// `[message_bus.topics]`: where the outbox relay publishes each committed event. A rule for
+/// the event type wins over one for the stream category, which wins over `default`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// The topic of events no rule names (default `"events"`, as in the seed); `""` publishes
+    /// only the events a rule names.
+    pub default: String,
+    /// Stream category → topic, such as `{ order: "orders" }`.
+    pub categories: BTreeMap<String, String>,
+    /// Event type → topic, such as `{ PaymentFailed: "payments" }`.
+    pub types: BTreeMap<String, String>,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            default: "events".to_owned(),
+            categories: BTreeMap::new(),
+            types: BTreeMap::new(),
+        }
+    }
+}
+
 /// `[message_bus]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,6 +149,8 @@ pub struct MessageBusConfig {
     pub retry: RetryConfig,
     /// Where messages go after their last failed attempt.
     pub dead_letter: DeadLetterConfig,
+    /// Which topic the outbox relay publishes each event to.
+    pub topics: TopicsConfig,
 }
 
 impl Default for MessageBusConfig {
@@ -139,6 +166,7 @@ impl Default for MessageBusConfig {
             credentials: None,
             retry: RetryConfig::default(),
             dead_letter: DeadLetterConfig::default(),
+            topics: TopicsConfig::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use dsn::{normalize_dsn, percent_encode};
 pub use event_store::{DEFAULT_SQLITE_PATH, EventStoreBackend, EventStoreConfig, Synchronous};
 pub use message_bus::{
-    Backoff, DeadLetterConfig, MessageBusBackend, MessageBusConfig, RetryConfig,
+    Backoff, DeadLetterConfig, MessageBusBackend, MessageBusConfig, RetryConfig, TopicsConfig,
 };
 pub use sections::{
     AppConfig, Checkpoint, CqrsConfig, HttpConfig, MetricsConfig, ProjectionConfig, SagaConfig,

@@ -134,6 +134,7 @@ prop_compose! {
                 base_delay, multiplier, max_delay, jitter,
             },
             dead_letter: DeadLetterConfig { enabled: dead.0, destination: dead.1 },
+            topics: mammoth_config::TopicsConfig::default(),
         }
     }
 }

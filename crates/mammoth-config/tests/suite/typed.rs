@@ -252,3 +252,20 @@ fn text_that_looks_like_an_operator_renders_escaped_and_reads_back_as_text() {
     );
     assert_eq!(config(&rendered).map_err(|e| e.to_string()), Ok(c));
 }
+
+#[test]
+fn topic_mapping_reads_default_categories_and_types() {
+    let c = ok("");
+    assert_eq!(c.message_bus.topics.default, "events");
+    assert!(c.message_bus.topics.categories.is_empty());
+    let text = "[message_bus.topics]\ndefault: \"\"\ncategories: { order: \"orders\" }\n[message_bus.topics.types]\nPaymentFailed: \"payments\"\n";
+    let topics = ok(text).message_bus.topics;
+    assert_eq!(topics.default, "");
+    assert_eq!(topics.categories.get("order").map(String::as_str), Some("orders"));
+    assert_eq!(topics.types.get("PaymentFailed").map(String::as_str), Some("payments"));
+    let err = error("[message_bus.topics]\ncategory: { order: \"orders\" }\n");
+    assert_eq!(
+        err.diagnostic().message(),
+        "unknown key `message_bus.topics.category`"
+    );
+}
