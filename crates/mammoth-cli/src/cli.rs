@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, config, events};
+use crate::{bench, config, events, store_cmd};
 
 const AFTER_LONG_HELP: &str = "\
 Configuration:
@@ -83,4 +83,11 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth bench store --seconds 2\n  mammoth bench store --cases b,c --json\n  mammoth bench commands --quick\n  mammoth bench commands --runs 5 --json"
     )]
     Bench(bench::BenchCommand),
+
+    /// Create or migrate the store's schema, and show its version, counts and size.
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth store init\n  mammoth store status\n  mammoth --config prod.tsk store status --json"
+    )]
+    Store(store_cmd::StoreCommand),
 }

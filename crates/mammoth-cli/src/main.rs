@@ -8,7 +8,9 @@ mod events;
 mod exit;
 mod output;
 mod settings;
+mod sql_stats;
 mod store;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -45,5 +47,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(command) => config::run(command, &cli.global),
         Command::Events(command) => events::run(command, &cli.global).await,
         Command::Bench(command) => bench::run(command, &cli.global).await,
+        Command::Store(command) => store_cmd::run(command, &cli.global).await,
     }
 }

@@ -27,6 +27,9 @@ pub struct StoreSettings {
     pub synchronous: mammoth_sqlite::Synchronous,
     /// `event_store.max_event_size` and `event_store.max_events_per_append`.
     pub limits: Limits,
+    /// The whole `[event_store]` section: the PostgreSQL and MySQL drivers read their DSN,
+    /// credentials, schema and pool size from it.
+    pub event_store: mammoth_config::EventStoreConfig,
 }
 
 /// Loads the configuration from `explicit`, or wherever mammoth looks by default.
@@ -49,6 +52,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
             max_events_per_append: usize::try_from(event_store.max_events_per_append)
                 .unwrap_or(usize::MAX),
         },
+        event_store: event_store.clone(),
     };
     Ok(Settings {
         file,

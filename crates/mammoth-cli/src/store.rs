@@ -10,10 +10,11 @@ use mammoth_core::{
     AppendResult, Direction, EventFilter, EventStore, ExpectedVersion, InMemoryEventStore,
     NewEvent, Position, RecordedEvent, StoreError, StreamId, Version, read_all_pages,
 };
+use mammoth_mysql::{MysqlEventStore, MysqlOptions};
+use mammoth_postgres::{PgEventStore, PgOptions};
 use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
 use serde::Serialize;
 
-use crate::exit::ConfigProblem;
 use crate::settings::StoreSettings;
 
 /// What a command needs from the store.
@@ -32,6 +33,10 @@ pub enum AnyStore {
     Sqlite(SqliteEventStore),
     /// The in-memory reference store: empty at start, gone at exit (for tests and trials).
     Memory(Arc<InMemoryEventStore>),
+    /// PostgreSQL: the tables in `event_store.schema` (default `mammoth`).
+    Postgres(PgEventStore),
+    /// MySQL/MariaDB: the tables in the DSN's database (or `event_store.schema`).
+    Mysql(MysqlEventStore),
 }
 
 /// What `events stats` reports.
@@ -65,9 +70,9 @@ impl AnyStore {
     /// Opens the backend the configuration names.
     ///
     /// # Errors
-    /// A [`ConfigProblem`] for a backend this build does not support; the backend's own error
-    /// when it cannot open.
-    pub fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<Self> {
+    /// A configuration error for a DSN that cannot be read (exit code 2); the backend's own
+    /// error when it cannot open.
+    pub async fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<Self> {
         match settings.backend {
             EventStoreBackend::Sqlite => {
                 let options = SqliteOptions {
@@ -88,11 +93,19 @@ impl AnyStore {
             EventStoreBackend::Memory => Ok(Self::Memory(Arc::new(
                 InMemoryEventStore::with_limits(settings.limits),
             ))),
-            other => Err(ConfigProblem(format!(
-                "event_store.backend \"{}\" is not supported yet by this build of mammoth; set event_store.backend to \"sqlite\" (the default) or \"memory\"",
-                other.as_str()
-            ))
-            .into()),
+            // The SQL servers have no read-only mode worth having: readers never lock writers.
+            EventStoreBackend::Postgres => {
+                let url = settings.event_store.connection_url()?;
+                let options = PgOptions::from_config(&settings.event_store);
+                Ok(Self::Postgres(
+                    PgEventStore::open(url.expose(), options).await?,
+                ))
+            }
+            EventStoreBackend::Mysql => {
+                let url = mysql_url(settings)?;
+                let options = MysqlOptions::from_config(&settings.event_store);
+                Ok(Self::Mysql(MysqlEventStore::open(&url, options).await?))
+            }
         }
     }
 
@@ -101,6 +114,8 @@ impl AnyStore {
         match self {
             Self::Sqlite(_) => "sqlite",
             Self::Memory(_) => "memory",
+            Self::Postgres(_) => "postgres",
+            Self::Mysql(_) => "mysql",
         }
     }
 
@@ -142,6 +157,30 @@ impl AnyStore {
                     size_bytes: None,
                 })
             }
+            Self::Postgres(store) => {
+                let status = store.status().await?;
+                Ok(Stats {
+                    backend: self.backend_name(),
+                    head_position: status.head_position,
+                    stream_count: status.stream_count,
+                    event_count: status.event_count,
+                    events_per_type: sort_types(crate::sql_stats::pg_events_per_type(store).await?),
+                    size_bytes: Some(status.size_bytes),
+                })
+            }
+            Self::Mysql(store) => {
+                let status = store.status().await?;
+                Ok(Stats {
+                    backend: self.backend_name(),
+                    head_position: status.head_position,
+                    stream_count: status.stream_count,
+                    event_count: status.event_count,
+                    events_per_type: sort_types(
+                        crate::sql_stats::mysql_events_per_type(store).await?,
+                    ),
+                    size_bytes: Some(status.size_bytes),
+                })
+            }
         }
     }
 
@@ -153,6 +192,8 @@ impl AnyStore {
         match self {
             Self::Sqlite(store) => store.close().await?,
             Self::Memory(store) => store.close(),
+            Self::Postgres(store) => store.close().await?,
+            Self::Mysql(store) => store.close().await?,
         }
         Ok(())
     }
@@ -176,6 +217,8 @@ macro_rules! delegate {
         match $self {
             AnyStore::Sqlite($store) => $call,
             AnyStore::Memory($store) => $call,
+            AnyStore::Postgres($store) => $call,
+            AnyStore::Mysql($store) => $call,
         }
     };
 }
@@ -227,12 +270,24 @@ impl EventStore for AnyStore {
 ///
 /// # Errors
 /// See [`AnyStore::open`].
-pub fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<AnyStore> {
-    AnyStore::open(settings, access).with_context(|| match settings.backend {
-        EventStoreBackend::Sqlite => format!(
-            "cannot open the event store {} (event_store.dsn)",
-            settings.sqlite_path.display()
-        ),
-        other => format!("cannot open the {} event store", other.as_str()),
-    })
+pub async fn open(settings: &StoreSettings, access: Access) -> anyhow::Result<AnyStore> {
+    AnyStore::open(settings, access)
+        .await
+        .with_context(|| match settings.backend {
+            EventStoreBackend::Sqlite => format!(
+                "cannot open the event store {} (event_store.dsn)",
+                settings.sqlite_path.display()
+            ),
+            other => format!("cannot open the {} event store", other.as_str()),
+        })
+}
+
+/// The MySQL URL of the configuration: the seed's PDO form translated, credentials merged in,
+/// and `mariadb://` spelled the way the driver reads it.
+///
+/// # Errors
+/// A configuration error (exit code 2) when the DSN cannot be read.
+pub fn mysql_url(settings: &StoreSettings) -> anyhow::Result<String> {
+    let url = settings.event_store.connection_url()?;
+    Ok(url.expose().replacen("mariadb://", "mysql://", 1))
 }

@@ -41,7 +41,7 @@ pub async fn run(command: EventsCommand, global: &GlobalOptions) -> anyhow::Resu
         EventsCommand::Append(_) => store::Access::ReadWrite,
         _ => store::Access::ReadOnly,
     };
-    let store = store::open(&settings.store, access)?;
+    let store = store::open(&settings.store, access).await?;
     if matches!(store, store::AnyStore::Memory(_)) {
         eprintln!(
             "note: event_store.backend is \"memory\": events live only while this command runs"
