@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, config, events, store_cmd};
+use crate::{bench, bus, config, dlq, events, store_cmd};
 
 const AFTER_LONG_HELP: &str = "\
 Configuration:
@@ -90,4 +90,18 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth store init\n  mammoth store status\n  mammoth --config prod.tsk store status --json"
     )]
     Store(store_cmd::StoreCommand),
+
+    /// List, show, replay and discard the message bus's dead letters.
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth dlq list\n  mammoth dlq show 3\n  mammoth dlq replay --group billing\n  mammoth dlq discard 3"
+    )]
+    Dlq(dlq::DlqCommand),
+
+    /// Inspect the message bus: depth, in flight, retries and dead letters per topic.
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth bus stats\n  mammoth bus stats --json"
+    )]
+    Bus(bus::BusCommand),
 }

@@ -2,8 +2,10 @@
 //! one command, and turns its outcome into an exit code. Each command lives in its own module.
 
 mod bench;
+mod bus;
 mod cli;
 mod config;
+mod dlq;
 mod events;
 mod exit;
 mod output;
@@ -48,5 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(command) => events::run(command, &cli.global).await,
         Command::Bench(command) => bench::run(command, &cli.global).await,
         Command::Store(command) => store_cmd::run(command, &cli.global).await,
+        Command::Dlq(command) => dlq::run(command, &cli.global).await,
+        Command::Bus(command) => bus::run(command, &cli.global).await,
     }
 }
