@@ -1,0 +1,301 @@
+//! mammoth's command path beside cqrs-es + postgres-es, on the same PostgreSQL, in one run.
+//!
+//! Both frameworks run the same trivial aggregate (an account; one `Deposit` command decides
+//! one `Deposited` event) with 1, 8 and 64 concurrent callers on their own aggregates, and 64
+//! callers on 16 shared aggregates (optimistic-concurrency conflicts, retried). Each caller
+//! sends [`COMMANDS_PER_AGGREGATE`] commands to an aggregate and then moves to a new one, so
+//! every command loads at most that many events in either framework (cqrs-es without
+//! snapshots replays the whole stream per command; a stream that grew for the whole run
+//! would measure that instead of the command path).
+//!
+//! Every case of every run gets a fresh schema, dropped afterwards. The two frameworks
+//! alternate inside each run, and the medians of `--runs` runs are reported.
+//!
+//! ```text
+//! cargo run --release --manifest-path peers/cqrs-es-bench/Cargo.toml -- \
+//!     --url postgres://postgres@127.0.0.1:5432/postgres --seconds 3 --runs 3 [--json]
+//! ```
+
+mod mammoth_side;
+mod peer;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Commands a caller sends to one aggregate before it moves to a new one.
+pub const COMMANDS_PER_AGGREGATE: u64 = 10;
+
+/// The account both frameworks decide on; shared so the payloads are the same bytes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum AccountEvent {
+    /// Money came in.
+    Deposited {
+        /// How much.
+        amount: i64,
+    },
+}
+
+/// One measured case: who, how many callers, how many aggregates at once.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    callers: usize,
+    /// `Some(n)`: the callers share `n` aggregates; `None`: each caller has its own.
+    shared: Option<usize>,
+}
+
+impl Case {
+    fn name(self) -> String {
+        match self.shared {
+            Some(n) => format!("{} callers, {n} shared aggregates", self.callers),
+            None => format!("{} callers, own aggregates", self.callers),
+        }
+    }
+
+    /// The aggregate id caller `caller` works on after `done` commands.
+    pub fn aggregate_id(self, caller: usize, done: u64) -> String {
+        let generation = done / COMMANDS_PER_AGGREGATE;
+        match self.shared {
+            Some(slots) => format!("s{}g{generation}", caller % slots),
+            None => format!("c{caller}g{generation}"),
+        }
+    }
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        callers: 1,
+        shared: None,
+    },
+    Case {
+        callers: 8,
+        shared: None,
+    },
+    Case {
+        callers: 64,
+        shared: None,
+    },
+    Case {
+        callers: 64,
+        shared: Some(16),
+    },
+];
+
+/// What one framework did in one case of one run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    /// Commands that succeeded.
+    pub commands: u64,
+    /// Conflicts that were retried.
+    pub retries: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl Measured {
+    fn per_second(self) -> f64 {
+        self.commands as f64 / self.seconds
+    }
+}
+
+/// One row of the result, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct Row {
+    case: String,
+    callers: usize,
+    aggregates: usize,
+    cqrs_es_per_second: f64,
+    mammoth_per_second: f64,
+    ratio: f64,
+    cqrs_es_runs: Vec<f64>,
+    mammoth_runs: Vec<f64>,
+    cqrs_es_retries: Vec<u64>,
+    mammoth_retries: Vec<u64>,
+    /// The issue's target at 64 callers: mammoth at least 10 times cqrs-es.
+    target_ratio: Option<f64>,
+    meets_target: Option<bool>,
+}
+
+struct Options {
+    url: String,
+    duration: Duration,
+    runs: usize,
+    json: bool,
+    peer_pool: u32,
+}
+
+const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--json]
+  --url         PostgreSQL URL (default $MAMMOTH_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres)
+  --seconds     seconds per case (default 3)
+  --runs        runs; medians are reported (default 3)
+  --peer-pool   cqrs-es connection pool size (default 10, as postgres-es's default_postgress_pool)
+  --json        one JSON object per case instead of a table";
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        url: std::env::var("MAMMOTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        duration: Duration::from_secs(3),
+        runs: 3,
+        json: false,
+        peer_pool: 10,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--url" => options.url = value("--url")?,
+            "--seconds" => {
+                let seconds: f64 = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?;
+                options.duration = Duration::from_secs_f64(seconds);
+            }
+            "--runs" => {
+                options.runs = value("--runs")?
+                    .parse()
+                    .map_err(|e| format!("--runs: {e}"))?;
+            }
+            "--peer-pool" => {
+                options.peer_pool = value("--peer-pool")?
+                    .parse()
+                    .map_err(|e| format!("--peer-pool: {e}"))?;
+            }
+            "--json" => options.json = true,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if options.runs == 0 {
+        return Err("--runs must be at least 1".to_owned());
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&options).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(options: &Options) -> Result<(), BoxError> {
+    // measured[case][run] = (cqrs-es, mammoth)
+    let mut measured = vec![Vec::new(); CASES.len()];
+    for run in 0..options.runs {
+        for (index, case) in CASES.iter().enumerate() {
+            let tag = format!("{}_{}_{run}_{index}", std::process::id(), started_nanos());
+            // Alternate which framework goes first, so neither always gets the warmer cache.
+            let (peer, ours) = if (run + index) % 2 == 0 {
+                let peer = peer::measure(options, *case, &tag).await?;
+                let ours = mammoth_side::measure(options, *case, &tag).await?;
+                (peer, ours)
+            } else {
+                let ours = mammoth_side::measure(options, *case, &tag).await?;
+                let peer = peer::measure(options, *case, &tag).await?;
+                (peer, ours)
+            };
+            eprintln!(
+                "run {}/{}: {:<32} cqrs-es {:>9.0}/s  mammoth {:>9.0}/s",
+                run + 1,
+                options.runs,
+                case.name(),
+                peer.per_second(),
+                ours.per_second()
+            );
+            measured[index].push((peer, ours));
+        }
+    }
+    let rows: Vec<Row> = CASES
+        .iter()
+        .zip(&measured)
+        .map(|(case, runs)| row(*case, runs))
+        .collect();
+    if options.json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+    } else {
+        print_table(options, &rows);
+    }
+    Ok(())
+}
+
+fn started_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000)
+        .unwrap_or(0)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    }
+}
+
+fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
+    let cqrs_es_runs: Vec<f64> = runs.iter().map(|(p, _)| p.per_second()).collect();
+    let mammoth_runs: Vec<f64> = runs.iter().map(|(_, m)| m.per_second()).collect();
+    let peer = median(&cqrs_es_runs);
+    let ours = median(&mammoth_runs);
+    let ratio = ours / peer;
+    let target_ratio = (case.callers == 64).then_some(10.0);
+    Row {
+        case: case.name(),
+        callers: case.callers,
+        aggregates: case.shared.unwrap_or(case.callers),
+        cqrs_es_per_second: peer,
+        mammoth_per_second: ours,
+        ratio,
+        cqrs_es_runs,
+        mammoth_runs,
+        cqrs_es_retries: runs.iter().map(|(p, _)| p.retries).collect(),
+        mammoth_retries: runs.iter().map(|(_, m)| m.retries).collect(),
+        target_ratio,
+        meets_target: target_ratio.map(|target| ratio >= target),
+    }
+}
+
+fn print_table(options: &Options, rows: &[Row]) {
+    println!(
+        "cqrs-es (postgres-es, pool {}) vs mammoth (PgEventStore + Repository + CommandBus), {} s per case, medians of {} runs",
+        options.peer_pool,
+        options.duration.as_secs_f64(),
+        options.runs
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}  {}",
+        "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO", "TARGET"
+    );
+    for row in rows {
+        let target = match (row.target_ratio, row.meets_target) {
+            (Some(target), Some(met)) => {
+                format!(">= {target:.0}x {}", if met { "met" } else { "MISSED" })
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<34} {:>12.0} {:>12.0} {:>7.1}x  {}",
+            row.case, row.cqrs_es_per_second, row.mammoth_per_second, row.ratio, target
+        );
+    }
+}
