@@ -51,7 +51,7 @@ pub use limits::Limits;
 pub use memory::InMemoryEventStore;
 pub use projection::{
     ApplyFailure, HandlerError, Projection, ProjectionError, ProjectionState, ProjectionStatus,
-    ProjectionTarget,
+    ProjectionTarget, Requested,
 };
 pub use registry::{DecodedEvent, EventRegistry};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore};

@@ -163,14 +163,23 @@ pub trait ProjectionTarget: Send {
         async { Ok(()) }
     }
 
-    /// True when another process asked this projection to pause (`mammoth projections
-    /// pause`). The runner asks between batches and while idle.
+    /// What other processes asked of this projection (`mammoth projections pause|resume`).
+    /// The runner asks between batches and while idle or failed.
     ///
     /// # Errors
     /// When the storage fails.
-    fn pause_requested(&mut self) -> impl Future<Output = Result<bool, ProjectionError>> + Send {
-        async { Ok(false) }
+    fn requested(&mut self) -> impl Future<Output = Result<Requested, ProjectionError>> + Send {
+        async { Ok(Requested::default()) }
     }
+}
+
+/// What other processes asked of a projection, as its target stores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requested {
+    /// Pause until this is false again.
+    pub paused: bool,
+    /// How many times a resume was asked for; a failed runner retries when it grows.
+    pub resumes: u64,
 }
 
 /// What a projection is doing.

@@ -23,6 +23,7 @@ mod command_bus;
 mod context;
 mod error;
 pub mod middleware;
+pub mod projection;
 mod query_bus;
 pub mod relay;
 mod repository;

@@ -25,6 +25,7 @@ pub mod checkpoint;
 mod durable;
 mod error;
 mod read;
+pub mod read_model;
 pub mod schema;
 pub mod snapshot;
 mod store;
@@ -35,6 +36,7 @@ use mammoth_core::Limits;
 
 pub use bus::{SqliteBus, SqliteBusOptions, SqliteConsumer};
 pub use checkpoint::SqliteCheckpointStore;
+pub use read_model::{ReadModelAdmin, SqliteProjection, SqliteReadModel};
 pub use schema::Synchronous;
 pub use store::{SqliteEventStore, StoreStats};
 

@@ -35,4 +35,5 @@ pub mod app;
 pub mod inventory;
 pub mod order;
 pub mod payment;
+pub mod projection;
 pub mod versioning;
