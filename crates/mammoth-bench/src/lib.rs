@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bus;
 mod case;
 mod commands;
 mod counted;
@@ -37,6 +38,7 @@ use mammoth_core::StoreError;
 use mammoth_sqlite::Synchronous;
 use tempfile::TempDir;
 
+pub use bus::{BusBenchOptions, BusBenchResult, BusRun, bench_bus};
 pub use case::{Case, CaseResult, MedianResult, synchronous_name};
 pub use commands::{
     COMMANDS_RATIO_TARGET, CommandsOptions, CommandsPart, CommandsResult, SNAPSHOT_SPEEDUP_TARGET,

@@ -4,6 +4,7 @@
 //! SQLite, `commands` the CQRS layer beside raw appends.
 
 mod bar;
+mod bus;
 mod commands;
 mod store;
 
@@ -51,6 +52,15 @@ pub enum BenchCommand {
     /// `bench store` to measure case (f) in a fresh process).
     #[command(hide = true)]
     ReadLog(ReadLogArgs),
+
+    /// Measure the embedded message bus end to end (publish -> handler -> ack: throughput and
+    /// p50/p99 latency) and the outbox relay (store -> bus), beside the raw append rate of
+    /// the same run. Every part runs on a fresh SQLite file; the whole benchmark repeats
+    /// --runs times and the report gives medians.
+    #[command(
+        after_long_help = "Examples:\n  mammoth bench bus                            # 3 runs: about half a minute\n  mammoth bench bus --quick                    # one short run\n  mammoth bench bus --runs 5 --json > bus.json"
+    )]
+    Bus(bus::BusArgs),
 }
 
 /// Durability, as the flag spells it.
@@ -89,6 +99,7 @@ pub async fn run(command: BenchCommand, global: &GlobalOptions) -> anyhow::Resul
     match command {
         BenchCommand::Store(args) => store::run(args, global).await,
         BenchCommand::Commands(args) => commands::run(args, global).await,
+        BenchCommand::Bus(args) => bus::run(args, global).await,
         BenchCommand::ReadLog(args) => {
             let report = mammoth_bench::read_log(&args.path, args.raw).await?;
             let mut out = Output::new(true);
