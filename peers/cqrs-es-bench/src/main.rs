@@ -3,10 +3,11 @@
 //! Both frameworks run the same trivial aggregate (an account; one `Deposit` command decides
 //! one `Deposited` event) with 1, 8 and 64 concurrent callers on their own aggregates, and 64
 //! callers on 16 shared aggregates (optimistic-concurrency conflicts, retried). Each caller
-//! sends [`COMMANDS_PER_AGGREGATE`] commands to an aggregate and then moves to a new one, so
-//! every command loads at most that many events in either framework (cqrs-es without
-//! snapshots replays the whole stream per command; a stream that grew for the whole run
-//! would measure that instead of the command path).
+//! sends `--commands-per-aggregate` commands (default [`COMMANDS_PER_AGGREGATE`]) to an
+//! aggregate and then moves to a new one, so every command loads at most that many events in
+//! either framework (cqrs-es without snapshots replays the whole stream per command; a stream
+//! that grew for the whole run would measure that instead of the command path), and a
+//! framework with an aggregate cache still misses it on every new aggregate.
 //!
 //! Every case of every run gets a fresh schema, dropped afterwards. The two frameworks
 //! alternate inside each run, and the medians of `--runs` runs are reported.
@@ -23,7 +24,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Commands a caller sends to one aggregate before it moves to a new one.
+/// Commands a caller sends to one aggregate before it moves to a new one, by default (the
+/// same rotation as `mammoth bench commands`).
 pub const COMMANDS_PER_AGGREGATE: u64 = 10;
 
 /// The account both frameworks decide on; shared so the payloads are the same bytes.
@@ -38,10 +40,12 @@ pub enum AccountEvent {
 
 /// One measured case: who, how many callers, how many aggregates at once.
 #[derive(Clone, Copy, Debug)]
-struct Case {
+pub struct Case {
     callers: usize,
     /// `Some(n)`: the callers share `n` aggregates; `None`: each caller has its own.
     shared: Option<usize>,
+    /// Commands sent to one aggregate before moving to the next.
+    per_aggregate: u64,
 }
 
 impl Case {
@@ -54,7 +58,7 @@ impl Case {
 
     /// The aggregate id caller `caller` works on after `done` commands.
     pub fn aggregate_id(self, caller: usize, done: u64) -> String {
-        let generation = done / COMMANDS_PER_AGGREGATE;
+        let generation = done / self.per_aggregate;
         match self.shared {
             Some(slots) => format!("s{}g{generation}", caller % slots),
             None => format!("c{caller}g{generation}"),
@@ -66,18 +70,22 @@ const CASES: [Case; 4] = [
     Case {
         callers: 1,
         shared: None,
+        per_aggregate: COMMANDS_PER_AGGREGATE,
     },
     Case {
         callers: 8,
         shared: None,
+        per_aggregate: COMMANDS_PER_AGGREGATE,
     },
     Case {
         callers: 64,
         shared: None,
+        per_aggregate: COMMANDS_PER_AGGREGATE,
     },
     Case {
         callers: 64,
         shared: Some(16),
+        per_aggregate: COMMANDS_PER_AGGREGATE,
     },
 ];
 
@@ -104,6 +112,7 @@ struct Row {
     case: String,
     callers: usize,
     aggregates: usize,
+    commands_per_aggregate: u64,
     cqrs_es_per_second: f64,
     mammoth_per_second: f64,
     ratio: f64,
@@ -122,6 +131,7 @@ struct Options {
     runs: usize,
     json: bool,
     peer_pool: u32,
+    per_aggregate: u64,
 }
 
 const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--json]
@@ -129,6 +139,8 @@ const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [
   --seconds     seconds per case (default 3)
   --runs        runs; medians are reported (default 3)
   --peer-pool   cqrs-es connection pool size (default 10, as postgres-es's default_postgress_pool)
+  --commands-per-aggregate N
+                commands a caller sends to one aggregate before moving to a new one (default 10)
   --json        one JSON object per case instead of a table";
 
 fn parse_options() -> Result<Options, String> {
@@ -139,6 +151,7 @@ fn parse_options() -> Result<Options, String> {
         runs: 3,
         json: false,
         peer_pool: 10,
+        per_aggregate: COMMANDS_PER_AGGREGATE,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -161,10 +174,18 @@ fn parse_options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--peer-pool: {e}"))?;
             }
+            "--commands-per-aggregate" => {
+                options.per_aggregate = value("--commands-per-aggregate")?
+                    .parse()
+                    .map_err(|e| format!("--commands-per-aggregate: {e}"))?;
+            }
             "--json" => options.json = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if options.per_aggregate == 0 {
+        return Err("--commands-per-aggregate must be at least 1".to_owned());
     }
     if options.runs == 0 {
         return Err("--runs must be at least 1".to_owned());
@@ -197,6 +218,10 @@ async fn run(options: &Options) -> Result<(), BoxError> {
     let mut measured = vec![Vec::new(); CASES.len()];
     for run in 0..options.runs {
         for (index, case) in CASES.iter().enumerate() {
+            let case = &Case {
+                per_aggregate: options.per_aggregate,
+                ..*case
+            };
             let tag = format!("{}_{}_{run}_{index}", std::process::id(), started_nanos());
             // Alternate which framework goes first, so neither always gets the warmer cache.
             let (peer, ours) = if (run + index) % 2 == 0 {
@@ -222,7 +247,15 @@ async fn run(options: &Options) -> Result<(), BoxError> {
     let rows: Vec<Row> = CASES
         .iter()
         .zip(&measured)
-        .map(|(case, runs)| row(*case, runs))
+        .map(|(case, runs)| {
+            row(
+                Case {
+                    per_aggregate: options.per_aggregate,
+                    ..*case
+                },
+                runs,
+            )
+        })
         .collect();
     if options.json {
         for row in &rows {
@@ -263,6 +296,7 @@ fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
         case: case.name(),
         callers: case.callers,
         aggregates: case.shared.unwrap_or(case.callers),
+        commands_per_aggregate: case.per_aggregate,
         cqrs_es_per_second: peer,
         mammoth_per_second: ours,
         ratio,
@@ -277,8 +311,9 @@ fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
 
 fn print_table(options: &Options, rows: &[Row]) {
     println!(
-        "cqrs-es (postgres-es, pool {}) vs mammoth (PgEventStore + Repository + CommandBus), {} s per case, medians of {} runs",
+        "cqrs-es (postgres-es, pool {}) vs mammoth (PgEventStore + Repository + CommandBus), {} commands per aggregate, {} s per case, medians of {} runs",
         options.peer_pool,
+        options.per_aggregate,
         options.duration.as_secs_f64(),
         options.runs
     );
