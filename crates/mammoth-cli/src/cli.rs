@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, bus, config, dlq, events, store_cmd};
+use crate::{bench, bus, config, dlq, events, projections, store_cmd};
 
 const AFTER_LONG_HELP: &str = "\
 Configuration:
@@ -104,4 +104,11 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth bus stats\n  mammoth bus stats --json"
     )]
     Bus(bus::BusCommand),
+
+    /// Operate the projections (read models): status, pause, resume, replay, rebuild, verify.
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth projections status\n  mammoth projections replay orders\n  mammoth projections rebuild orders --drop-old\n  mammoth projections verify orders --json"
+    )]
+    Projections(projections::ProjectionsCommand),
 }

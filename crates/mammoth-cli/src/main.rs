@@ -9,6 +9,7 @@ mod dlq;
 mod events;
 mod exit;
 mod output;
+mod projections;
 mod settings;
 mod sql_stats;
 mod store;
@@ -52,5 +53,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(command) => store_cmd::run(command, &cli.global).await,
         Command::Dlq(command) => dlq::run(command, &cli.global).await,
         Command::Bus(command) => bus::run(command, &cli.global).await,
+        Command::Projections(command) => projections::run(command, &cli.global).await,
     }
 }

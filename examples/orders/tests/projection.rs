@@ -284,8 +284,10 @@ async fn a_failing_event_is_parked_as_a_dead_letter_when_configured_and_the_rest
 async fn a_pause_asked_for_by_another_process_holds_the_runner_until_resumed() {
     let fixture = Fixture::new();
     let target = SqliteReadModel::open(&fixture.read_path, OrderProjection::new()).unwrap();
-    let mut options = ProjectionOptions::default();
-    options.poll = Duration::from_millis(20);
+    let options = ProjectionOptions {
+        poll: Duration::from_millis(20),
+        ..ProjectionOptions::default()
+    };
     let handle = ProjectionRunner::new(fixture.store.clone(), target, options).spawn();
     let admin = ReadModelAdmin::open(&fixture.read_path).unwrap();
     admin.pause(NAME).unwrap();

@@ -70,10 +70,10 @@ impl<P: Projection, C: CheckpointStore> ProjectionTarget for AtLeastOnce<P, C> {
                     message: error.to_string(),
                 };
                 // Save what was handled so a retry starts at the failing event.
-                if handled > self.checkpoint {
-                    if let Err(save) = self.save(handled).await {
-                        tracing::warn!(%save, "could not save the checkpoint before a failure");
-                    }
+                if handled > self.checkpoint
+                    && let Err(save) = self.save(handled).await
+                {
+                    tracing::warn!(%save, "could not save the checkpoint before a failure");
                 }
                 return Err(ApplyFailure {
                     checkpoint: self.checkpoint,

@@ -174,12 +174,12 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
         let mut external = mammoth_core::Requested::default();
         let mut asked_at: Option<Instant> = None;
         loop {
-            if !self.loaded {
-                if let Err(error) = self.load().await {
-                    tracing::warn!(projection = %self.name, %error, "loading the checkpoint");
-                    self.idle(&mut control, 0).await;
-                    continue;
-                }
+            if !self.loaded
+                && let Err(error) = self.load().await
+            {
+                tracing::warn!(projection = %self.name, %error, "loading the checkpoint");
+                self.idle(&mut control, u64::MAX).await;
+                continue;
             }
             if asked_at.is_none_or(|at| at.elapsed() >= self.options.poll) {
                 asked_at = Some(Instant::now());
@@ -222,11 +222,11 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
                         if matches!(changed.await, Ok(Ok(()))) {
                             break;
                         }
-                        if let Ok(requested) = self.target.requested().await {
-                            if requested.resumes > resumes {
-                                external = requested;
-                                break;
-                            }
+                        if let Ok(requested) = self.target.requested().await
+                            && requested.resumes > resumes
+                        {
+                            external = requested;
+                            break;
                         }
                     }
                     self.loaded = false;

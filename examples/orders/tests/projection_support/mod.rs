@@ -88,10 +88,10 @@ pub fn cancelled(id: &str) -> NewEvent {
 pub fn order_events(n: usize) -> Vec<NewEvent> {
     let id = n.to_string();
     let mut events = vec![created(&id, 100 + n as u64)];
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         events.push(paid(&id));
     }
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         events.push(cancelled(&id));
     }
     events

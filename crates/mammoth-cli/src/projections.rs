@@ -1,0 +1,452 @@
+//! `mammoth projections list|status|pause|resume|replay|rebuild|verify NAME`: operates the SQL
+//! read models in the read-model file (`[projections.NAME] read_dsn`, by default
+//! `./mammoth-data/read_models.db`). The event store is opened read-only, so every command
+//! works beside a process that writes events and runs the projections: pause and resume are
+//! requests that runner picks up; replay, rebuild and verify run here, and a live runner sees
+//! the checkpoint move and follows.
+//!
+//! The projections this binary knows are the built-in app's (`orders`, the seed's
+//! OrderProjection); configuration tunes them, it never names code to load.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mammoth_core::{EventStore, ProjectionError, ProjectionState};
+use mammoth_example_orders::projection::{self as orders, OrderProjection};
+use mammoth_runtime::projection::{self, OnFailure, ProjectionOptions, ProjectionRunner};
+use mammoth_sqlite::read_model::{DEFAULT_READ_MODEL_PATH, ReadModelStatus};
+use mammoth_sqlite::{ReadModelAdmin, SqliteReadModel};
+use serde::Serialize;
+
+use crate::cli::GlobalOptions;
+use crate::output::{Columns, Output, thousands};
+use crate::settings::{self, Settings};
+use crate::store::{self, Access};
+
+/// `mammoth projections ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// The projections this binary knows, with their filters and read-model files.
+    List,
+    /// State, checkpoint, head and lag of each projection (or one).
+    Status {
+        /// Only this projection.
+        name: Option<String>,
+    },
+    /// Ask the runner of NAME (in whatever process) to pause after its current batch.
+    Pause {
+        /// The projection.
+        name: String,
+    },
+    /// Clear a pause, or make a failed projection retry from its checkpoint.
+    Resume {
+        /// The projection.
+        name: String,
+    },
+    /// Empty NAME's read model and replay the log from zero, in place.
+    Replay {
+        /// The projection.
+        name: String,
+    },
+    /// Blue-green: build a new version beside the serving one, switch when caught up, keep
+    /// the old version (drop it with --drop-old).
+    Rebuild {
+        /// The projection.
+        name: String,
+        /// Drop the previous version's tables after the switch.
+        #[arg(long)]
+        drop_old: bool,
+    },
+    /// Rebuild NAME into a shadow and diff it against the live read model (exit 1 on a
+    /// difference).
+    Verify {
+        /// The projection.
+        name: String,
+    },
+}
+
+/// One projection this binary knows, as configured.
+struct Known {
+    name: &'static str,
+    tables: &'static [&'static str],
+    path: PathBuf,
+    options: ProjectionOptions,
+}
+
+fn known(settings: &Settings) -> Vec<Known> {
+    let config = settings.config.projections.get(orders::NAME);
+    let path = config
+        .and_then(|config| config.read_dsn.as_ref())
+        .map(|dsn| sqlite_path(dsn.expose()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH));
+    let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
+    vec![Known {
+        name: orders::NAME,
+        tables: orders::TABLES,
+        path,
+        options: ProjectionOptions::default()
+            .with_batch_size(batch)
+            .on_failure(OnFailure::Stop),
+    }]
+}
+
+/// `sqlite:///abs/path`, `sqlite://rel/path`, `sqlite:path` or a plain path.
+fn sqlite_path(dsn: &str) -> PathBuf {
+    let path = dsn
+        .strip_prefix("sqlite://")
+        .or_else(|| dsn.strip_prefix("sqlite:"))
+        .unwrap_or(dsn);
+    PathBuf::from(path)
+}
+
+fn find<'a>(all: &'a [Known], name: &str) -> anyhow::Result<&'a Known> {
+    all.iter().find(|known| known.name == name).ok_or_else(|| {
+        ProjectionError::Unknown {
+            name: name.to_owned(),
+            known: all.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+        }
+        .into()
+    })
+}
+
+#[derive(Serialize)]
+struct StatusRow {
+    name: String,
+    version: u32,
+    active: bool,
+    state: ProjectionState,
+    checkpoint: u64,
+    head: u64,
+    lag: u64,
+    pause_requested: bool,
+}
+
+/// Runs one `projections` command.
+///
+/// # Errors
+/// Configuration, store and read-model failures; an unknown name; a verify that found
+/// differences.
+pub async fn run(command: ProjectionsCommand, global: &GlobalOptions) -> anyhow::Result<()> {
+    let settings = settings::load(global.config.as_deref())?;
+    let all = known(&settings);
+    let mut out = Output::new(global.json);
+    match command {
+        ProjectionsCommand::List => list(&all, &mut out),
+        ProjectionsCommand::Status { name } => {
+            status(&settings, &all, name.as_deref(), &mut out).await
+        }
+        ProjectionsCommand::Pause { name } => {
+            let known = find(&all, &name)?;
+            ReadModelAdmin::open(&known.path)?.pause(known.name)?;
+            out.line(format!(
+                "asked {name} to pause; `mammoth projections status` shows when it has"
+            ))?;
+            out.flush()
+        }
+        ProjectionsCommand::Resume { name } => {
+            let known = find(&all, &name)?;
+            ReadModelAdmin::open(&known.path)?.resume(known.name)?;
+            out.line(format!("asked {name} to resume"))?;
+            out.flush()
+        }
+        ProjectionsCommand::Replay { name } => {
+            replay(&settings, find(&all, &name)?, &mut out).await
+        }
+        ProjectionsCommand::Rebuild { name, drop_old } => {
+            rebuild(&settings, find(&all, &name)?, drop_old, &mut out).await
+        }
+        ProjectionsCommand::Verify { name } => {
+            verify(&settings, find(&all, &name)?, &mut out).await
+        }
+    }
+}
+
+fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
+    let filter = OrderProjection::new();
+    let filter = mammoth_sqlite::SqliteProjection::filter(&filter);
+    if out.is_json() {
+        let rows: Vec<_> = all
+            .iter()
+            .map(|k| serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size }))
+            .collect();
+        out.json_document(&rows)?;
+        return out.flush();
+    }
+    let mut rows = vec![vec![
+        "NAME".to_owned(),
+        "EVENTS".to_owned(),
+        "TABLES".to_owned(),
+        "READ MODEL".to_owned(),
+    ]];
+    for known in all {
+        rows.push(vec![
+            known.name.to_owned(),
+            filter.event_types.join(","),
+            known.tables.join(","),
+            known.path.display().to_string(),
+        ]);
+    }
+    let columns = Columns::fitting(&rows);
+    for row in &rows {
+        out.line(columns.row(row))?;
+    }
+    out.flush()
+}
+
+async fn status(
+    settings: &Settings,
+    all: &[Known],
+    only: Option<&str>,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    if let Some(name) = only {
+        find(all, name)?;
+    }
+    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    let head = store.head_position().await?;
+    let mut rows = Vec::new();
+    for known in all
+        .iter()
+        .filter(|k| only.is_none_or(|name| name == k.name))
+    {
+        let stored: Vec<ReadModelStatus> = if known.path.exists() {
+            ReadModelAdmin::open(&known.path)?.status()?
+        } else {
+            Vec::new()
+        };
+        let mine: Vec<_> = stored
+            .into_iter()
+            .filter(|s| s.name == known.name && s.version != 0)
+            .collect();
+        if mine.is_empty() {
+            rows.push(StatusRow {
+                name: known.name.to_owned(),
+                version: 0,
+                active: false,
+                state: ProjectionState::Stopped,
+                checkpoint: 0,
+                head,
+                lag: head,
+                pause_requested: false,
+            });
+        }
+        for s in mine {
+            rows.push(StatusRow {
+                name: s.name,
+                version: s.version,
+                active: s.active,
+                state: s.state,
+                checkpoint: s.checkpoint,
+                head,
+                lag: head.saturating_sub(s.checkpoint),
+                pause_requested: s.pause_requested,
+            });
+        }
+    }
+    if out.is_json() {
+        out.json_document(&rows)?;
+        return out.flush();
+    }
+    let mut table = vec![
+        ["NAME", "VERSION", "STATE", "CHECKPOINT", "HEAD", "LAG"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    let mut failures = Vec::new();
+    for row in &rows {
+        let mut state = row.state.label().to_owned();
+        if row.pause_requested && row.state != ProjectionState::Paused {
+            state.push_str(" (pause asked)");
+        }
+        let version = match (row.version, row.active) {
+            (0, _) => "-".to_owned(),
+            (v, true) => format!("{v} (active)"),
+            (v, false) => v.to_string(),
+        };
+        table.push(vec![
+            row.name.clone(),
+            version,
+            state,
+            thousands(row.checkpoint),
+            thousands(row.head),
+            thousands(row.lag),
+        ]);
+        if let ProjectionState::Failed {
+            position,
+            error,
+            attempts,
+        } = &row.state
+        {
+            failures.push(format!(
+                "{}: failed at position {position} after {attempts} attempts: {error}",
+                row.name
+            ));
+        }
+    }
+    let columns = Columns::fitting(&table);
+    for row in &table {
+        out.line(columns.row(row))?;
+    }
+    for failure in failures {
+        out.line(failure)?;
+    }
+    out.flush()
+}
+
+fn bar(visible: bool, label: &str) -> ProgressBar {
+    let target = if visible {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} positions ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+async fn replay(settings: &Settings, known: &Known, out: &mut Output) -> anyhow::Result<()> {
+    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    let mut admin = ReadModelAdmin::open(&known.path)?;
+    let target = SqliteReadModel::open(&known.path, OrderProjection::new())?;
+    admin.reset(known.name, known.tables)?;
+    let progress = bar(!out.is_json(), &format!("replaying {}", known.name));
+    let started = std::time::Instant::now();
+    let mut runner = ProjectionRunner::new(store, target, known.options);
+    let reached = runner
+        .catch_up(None, |checkpoint, head| {
+            progress.set_length(head);
+            progress.set_position(checkpoint);
+        })
+        .await
+        .with_context(|| format!("replaying {}", known.name))?;
+    progress.finish_and_clear();
+    report_done(out, "replayed", known.name, reached, started.elapsed())
+}
+
+fn report_done(
+    out: &mut Output,
+    verb: &str,
+    name: &str,
+    reached: u64,
+    took: Duration,
+) -> anyhow::Result<()> {
+    if out.is_json() {
+        out.json_document(&serde_json::json!({ "name": name, "checkpoint": reached, "seconds": took.as_secs_f64() }))?;
+    } else {
+        out.line(format!(
+            "{verb} {name} to position {} in {:.2} s",
+            thousands(reached),
+            took.as_secs_f64()
+        ))?;
+    }
+    out.flush()
+}
+
+async fn rebuild(
+    settings: &Settings,
+    known: &Known,
+    drop_old: bool,
+    out: &mut Output,
+) -> anyhow::Result<()> {
+    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    let mut admin = ReadModelAdmin::open(&known.path)?;
+    let old = admin.active(known.name)?.map(|status| status.version);
+    let next = SqliteReadModel::next_version(&known.path, OrderProjection::new())?;
+    let progress = bar(!out.is_json(), &format!("rebuilding {}", known.name));
+    let started = std::time::Instant::now();
+    let mut version = 0;
+    let reached = projection::rebuild(
+        store,
+        next,
+        known.options,
+        |checkpoint, head| {
+            progress.set_length(head);
+            progress.set_position(checkpoint);
+        },
+        || {
+            let switched = admin.status().and_then(|all| {
+                version = all
+                    .iter()
+                    .filter(|s| s.name == known.name)
+                    .map(|s| s.version)
+                    .max()
+                    .unwrap_or(0);
+                admin.switch(known.name, known.tables, version)
+            });
+            std::future::ready(switched)
+        },
+    )
+    .await
+    .with_context(|| format!("rebuilding {}", known.name))?;
+    progress.finish_and_clear();
+    if let (true, Some(old)) = (drop_old, old) {
+        admin.drop_version(known.name, known.tables, old)?;
+    }
+    if !out.is_json() {
+        out.line(format!(
+            "{}: version {version} is now active (old version kept unless --drop-old)",
+            known.name
+        ))?;
+    }
+    report_done(out, "rebuilt", known.name, reached, started.elapsed())
+}
+
+async fn verify(settings: &Settings, known: &Known, out: &mut Output) -> anyhow::Result<()> {
+    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    if !known.path.exists() {
+        bail!(
+            "{} has no read model at {} yet; run it or `mammoth projections replay {}`",
+            known.name,
+            known.path.display(),
+            known.name
+        );
+    }
+    let admin = std::cell::RefCell::new(ReadModelAdmin::open(&known.path)?);
+    let shadow = SqliteReadModel::shadow(&known.path, OrderProjection::new())?;
+    let report = projection::verify(
+        store,
+        shadow,
+        known.options,
+        || admin.borrow().live_checkpoint(known.name),
+        || admin.borrow_mut().diff_shadow(known.name, known.tables),
+    )
+    .await?;
+    admin.borrow().drop_shadow(known.name, known.tables)?;
+    if out.is_json() {
+        out.json_document(&report)?;
+    } else if report.is_clean() {
+        out.line(format!(
+            "{}: the read model equals a fresh replay at position {}",
+            known.name,
+            thousands(report.checkpoint)
+        ))?;
+    } else {
+        for diff in &report.differences {
+            out.line(format!(
+                "{}: {} rows only live, {} only in a fresh replay",
+                diff.table, diff.only_live, diff.only_shadow
+            ))?;
+            for example in &diff.examples {
+                out.line(format!("  {example}"))?;
+            }
+        }
+    }
+    out.flush()?;
+    if !report.is_clean() {
+        bail!(
+            "{}: the read model differs from a fresh replay at position {}",
+            known.name,
+            report.checkpoint
+        );
+    }
+    Ok(())
+}
