@@ -30,6 +30,7 @@ mod repository;
 mod retry;
 mod schema;
 
+pub use bus_worker::{BusWorker, WorkerCounts};
 pub use command_bus::{
     BoxFuture, Command, CommandBus, CommandBusBuilder, Envelope, ErasedResult, Execute, Middleware,
     Next, Reply,
@@ -40,10 +41,9 @@ pub use middleware::{Authorization, Authorize, Idempotency, RetryOnConflict, Tra
 pub use query_bus::{
     PositionWatch, Query, QueryBus, QueryBusBuilder, QueryOptions, ReadModelProgress, StoreProgress,
 };
+pub use relay::{Relay, RelayError, RelayProgress};
 pub use repository::{
     Committed, DEFAULT_CACHE, Loaded, Repository, SnapshotPolicy, idempotent_event_id,
 };
-pub use bus_worker::{BusWorker, WorkerCounts};
-pub use relay::{Relay, RelayError, RelayProgress};
 pub use retry::RetryPolicy;
 pub use schema::{InvalidSchema, SchemaViolation, Schemas};

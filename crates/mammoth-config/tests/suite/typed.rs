@@ -261,8 +261,14 @@ fn topic_mapping_reads_default_categories_and_types() {
     let text = "[message_bus.topics]\ndefault: \"\"\ncategories: { order: \"orders\" }\n[message_bus.topics.types]\nPaymentFailed: \"payments\"\n";
     let topics = ok(text).message_bus.topics;
     assert_eq!(topics.default, "");
-    assert_eq!(topics.categories.get("order").map(String::as_str), Some("orders"));
-    assert_eq!(topics.types.get("PaymentFailed").map(String::as_str), Some("payments"));
+    assert_eq!(
+        topics.categories.get("order").map(String::as_str),
+        Some("orders")
+    );
+    assert_eq!(
+        topics.types.get("PaymentFailed").map(String::as_str),
+        Some("payments")
+    );
     let err = error("[message_bus.topics]\ncategory: { order: \"orders\" }\n");
     assert_eq!(
         err.diagnostic().message(),
