@@ -9,6 +9,10 @@
 //! CommandBus and repository on SQLite beside the raw append rate of the same run, and a long
 //! aggregate loaded with and without a snapshot, repeated and reported as medians.
 //!
+//! And the harness behind `mammoth bench projections` ([`run_projections`]): the seed's
+//! OrderProjection catching up on SQLite beside the raw append and scan rates of the same run,
+//! and live append-to-visible latency.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use mammoth_bench::{BenchOptions, Case, Harness, NoProgress};
@@ -25,6 +29,7 @@ mod commands;
 mod counted;
 mod latency;
 mod memory;
+mod projections;
 mod raw;
 mod reads;
 mod workload;
@@ -45,6 +50,10 @@ pub use commands::{
     run_commands,
 };
 pub use memory::{ChildCommand, ReadReport, filesystem_type, read_log, status_kib};
+pub use projections::{
+    CATCH_UP_TARGET, CatchUpSize, LIVE_P99_TARGET_MS, ProjectionsOptions, ProjectionsResult,
+    ProjectionsRun, run_projections, run_projections_raw,
+};
 
 /// The number of events the read cases (d) and (f) read, as the issue sets it.
 pub const DEFAULT_READ_EVENTS: u64 = 5_000_000;
