@@ -318,8 +318,8 @@ fn print_table(options: &Options, rows: &[Row]) {
         options.runs
     );
     println!(
-        "{:<34} {:>12} {:>12} {:>8}  {}",
-        "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO", "TARGET"
+        "{:<34} {:>12} {:>12} {:>8}  TARGET",
+        "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO"
     );
     for row in rows {
         let target = match (row.target_ratio, row.meets_target) {
