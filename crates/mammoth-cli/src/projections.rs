@@ -6,7 +6,10 @@
 //! the checkpoint move and follows.
 //!
 //! The projections this binary knows are the built-in app's (`orders`, the seed's
-//! OrderProjection); configuration tunes them, it never names code to load.
+//! OrderProjection); configuration tunes them (`batch_size`, `read_dsn`, `on_failure`), it
+//! never names code to load. They are SQL read models, so their checkpoint always lives in the
+//! read-model file, written in the same transaction as their rows: `checkpoint` applies to
+//! non-SQL handlers only, and `list` says where the checkpoint is.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use mammoth_sqlite::{ReadModelAdmin, SqliteReadModel};
 use serde::Serialize;
 
 use crate::cli::GlobalOptions;
+use crate::exit::UsageError;
 use crate::output::{Columns, Output, thousands};
 use crate::settings::{self, Settings};
 use crate::store::{self, Access};
@@ -83,13 +87,17 @@ fn known(settings: &Settings) -> Vec<Known> {
         .map(|dsn| sqlite_path(dsn.expose()))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH));
     let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
+    let on_failure = match config.map(|config| config.on_failure).unwrap_or_default() {
+        mammoth_config::OnFailure::Stop => OnFailure::Stop,
+        mammoth_config::OnFailure::Park => OnFailure::Park,
+    };
     vec![Known {
         name: orders::NAME,
         tables: orders::TABLES,
         path,
         options: ProjectionOptions::default()
             .with_batch_size(batch)
-            .on_failure(OnFailure::Stop),
+            .on_failure(on_failure),
     }]
 }
 
@@ -102,14 +110,23 @@ fn sqlite_path(dsn: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The projection called `name`; an unknown name is a usage error (exit code 2).
 fn find<'a>(all: &'a [Known], name: &str) -> anyhow::Result<&'a Known> {
     all.iter().find(|known| known.name == name).ok_or_else(|| {
-        ProjectionError::Unknown {
+        let unknown = ProjectionError::Unknown {
             name: name.to_owned(),
             known: all.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
-        }
-        .into()
+        };
+        UsageError(format!("{unknown}; `mammoth projections list` shows them")).into()
     })
+}
+
+/// `stop` or `park`, as mammoth.tsk spells it.
+fn on_failure_name(on_failure: OnFailure) -> &'static str {
+    match on_failure {
+        OnFailure::Stop => "stop",
+        OnFailure::Park => "park",
+    }
 }
 
 #[derive(Serialize)]
@@ -170,7 +187,7 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
     if out.is_json() {
         let rows: Vec<_> = all
             .iter()
-            .map(|k| serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size }))
+            .map(|k| serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size, "on_failure": on_failure_name(k.options.on_failure), "checkpoint": "read_model" }))
             .collect();
         out.json_document(&rows)?;
         return out.flush();
@@ -180,6 +197,7 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
         "EVENTS".to_owned(),
         "TABLES".to_owned(),
         "READ MODEL".to_owned(),
+        "ON FAILURE".to_owned(),
     ]];
     for known in all {
         rows.push(vec![
@@ -187,12 +205,16 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
             filter.event_types.join(","),
             known.tables.join(","),
             known.path.display().to_string(),
+            on_failure_name(known.options.on_failure).to_owned(),
         ]);
     }
     let columns = Columns::fitting(&rows);
     for row in &rows {
         out.line(columns.row(row))?;
     }
+    out.line(
+        "Checkpoints live in the read-model file, committed with the rows (exactly once); the `checkpoint` key applies to non-SQL handlers only.",
+    )?;
     out.flush()
 }
 

@@ -45,8 +45,8 @@ pub use suggest::edit_distance;
 pub use typed::{
     AppConfig, Backoff, Checkpoint, Config, CqrsConfig, DEFAULT_SQLITE_PATH, DeadLetterConfig,
     EventStoreBackend, EventStoreConfig, HttpConfig, MessageBusBackend, MessageBusConfig,
-    MetricsConfig, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig, SnapshotConfig,
-    Synchronous, TopicsConfig, VersioningConfig, normalize_dsn, percent_encode,
+    MetricsConfig, OnFailure, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig,
+    SnapshotConfig, Synchronous, TopicsConfig, VersioningConfig, normalize_dsn, percent_encode,
 };
 pub use value::{Entry, Span, Table, Value, ValueKind};
 

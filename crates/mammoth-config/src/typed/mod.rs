@@ -23,8 +23,8 @@ pub use message_bus::{
     Backoff, DeadLetterConfig, MessageBusBackend, MessageBusConfig, RetryConfig, TopicsConfig,
 };
 pub use sections::{
-    AppConfig, Checkpoint, CqrsConfig, HttpConfig, MetricsConfig, ProjectionConfig, SagaConfig,
-    SecurityConfig, SnapshotConfig, VersioningConfig,
+    AppConfig, Checkpoint, CqrsConfig, HttpConfig, MetricsConfig, OnFailure, ProjectionConfig,
+    SagaConfig, SecurityConfig, SnapshotConfig, VersioningConfig,
 };
 
 use crate::de;

@@ -27,7 +27,9 @@ impl Default for AppConfig {
     }
 }
 
-/// Where a projection keeps its checkpoint.
+/// Where a non-SQL projection handler keeps its checkpoint. A SQL read model always keeps its
+/// checkpoint in its own database, in the same transaction as its rows (that is what makes it
+/// exactly-once), whatever this says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Checkpoint {
@@ -38,6 +40,17 @@ pub enum Checkpoint {
     ReadModel,
 }
 
+/// What a projection does with an event that still fails after its retries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Stop as failed at that event until resumed; nothing after it is applied (the default).
+    #[default]
+    Stop,
+    /// Park the event as a dead letter (with its error and attempts) and go on.
+    Park,
+}
+
 /// `[projections.NAME]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -46,8 +59,11 @@ pub struct ProjectionConfig {
     pub event_types: Vec<String>,
     /// Stream categories the projection reads (empty: all).
     pub categories: Vec<String>,
-    /// Where the checkpoint lives (default `event_store`).
+    /// Where a non-SQL handler's checkpoint lives (default `event_store`); SQL read models
+    /// ignore it and always keep theirs in the read model's transaction.
     pub checkpoint: Checkpoint,
+    /// What an event that still fails after the retries does (default `stop`).
+    pub on_failure: OnFailure,
     /// Events per batch (default 100, at least 1).
     pub batch_size: u32,
     /// The read model's database, a URL or PDO DSN (may carry a password, so it is a secret).
@@ -60,6 +76,7 @@ impl Default for ProjectionConfig {
             event_types: Vec::new(),
             categories: Vec::new(),
             checkpoint: Checkpoint::EventStore,
+            on_failure: OnFailure::Stop,
             batch_size: 100,
             read_dsn: None,
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use mammoth_config::{
     AppConfig, Backoff, Checkpoint, Config, ConfigError, CqrsConfig, DeadLetterConfig, Document,
     EventStoreBackend, EventStoreConfig, HttpConfig, MessageBusBackend, MessageBusConfig,
-    MetricsConfig, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig, SnapshotConfig,
-    Synchronous, VersioningConfig,
+    MetricsConfig, OnFailure, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig,
+    SnapshotConfig, Synchronous, VersioningConfig,
 };
 use proptest::prelude::*;
 
@@ -143,10 +143,11 @@ prop_compose! {
     fn projection()(
         event_types in proptest::collection::vec(text(), 0..3),
         categories in proptest::collection::vec(text(), 0..3),
-        read_model in any::<bool>(), batch_size in 1u32..,
+        read_model in any::<bool>(), park in any::<bool>(), batch_size in 1u32..,
     ) -> ProjectionConfig {
         let checkpoint = if read_model { Checkpoint::ReadModel } else { Checkpoint::EventStore };
-        ProjectionConfig { event_types, categories, checkpoint, batch_size, read_dsn: None }
+        let on_failure = if park { OnFailure::Park } else { OnFailure::Stop };
+        ProjectionConfig { event_types, categories, checkpoint, on_failure, batch_size, read_dsn: None }
     }
 }
 

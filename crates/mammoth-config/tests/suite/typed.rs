@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mammoth_config::{
-    Backoff, Checkpoint, Config, EventStoreBackend, MessageBusBackend, Synchronous,
+    Backoff, Checkpoint, Config, EventStoreBackend, MessageBusBackend, OnFailure, Synchronous,
 };
 
 use super::{assert_error_at, config, error};
@@ -191,6 +191,18 @@ fn violation_of_a_default_value_points_at_the_nearest_written_key() {
     );
     let err = error("[message_bus]\nbackend: \"embedded\"\nurl: \"nats://x\"\n");
     assert_error_at(&err, "E018", 2, 1);
+}
+
+#[test]
+fn a_projection_stops_on_a_failing_event_unless_told_to_park_it() {
+    let c = ok("[projections.a]\nbatch_size: 5\n[projections.b]\non_failure: \"park\"\n");
+    let on_failure = |name: &str| c.projections.get(name).map(|p| p.on_failure);
+    assert_eq!(on_failure("a"), Some(OnFailure::Stop));
+    assert_eq!(on_failure("b"), Some(OnFailure::Park));
+    let rendered = c.render();
+    assert!(rendered.contains("on_failure: \"park\""), "{rendered}");
+    let err = error("[projections.p]\non_failure: \"skip\"\n");
+    assert!(err.to_string().contains("on_failure"), "{err}");
 }
 
 #[test]
