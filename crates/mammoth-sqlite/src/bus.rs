@@ -1,14 +1,16 @@
 //! [`SqliteBus`]: the embedded message bus, a durable queue in `bus_*` tables of the event
 //! store's SQLite file, on a connection of its own (as the snapshot store does).
 //!
-//! - Publishes commit at `synchronous=FULL`: a publish that returned survives a power cut. A
-//!   publish of the outbox relay commits the messages and the relay's checkpoint in one
-//!   transaction, so relaying is exactly-once.
+//! - One commit thread owns the connection and commits every operation queued meanwhile in
+//!   one transaction (`commit.rs`). A publish returns only after an fsync of the WAL that
+//!   covers it: a publish that returned survives a power cut, and concurrent publishes share
+//!   one fsync. A publish of the outbox relay commits the messages and the relay's checkpoint
+//!   in one transaction, so relaying is exactly-once.
 //! - Each consumer group has a cursor (`bus_groups.next_seq`) and a pending list
 //!   (`bus_pending`, the JetStream "ack pending" set or the Redis PEL): a receive moves new
 //!   messages into the pending list and leases the due ones for the visibility timeout.
-//!   Acks, nacks and leases commit at `synchronous=NORMAL`: a power cut can only bring a
-//!   message back (at-least-once), never lose one.
+//!   Acks, nacks and leases need no fsync of their own: a power cut can only bring a message
+//!   back (at-least-once), never lose one.
 //! - Failed deliveries are retried at the policy's delays, then moved to `bus_dead_letters`
 //!   with the message, the last error, the attempt count and the first and last failure
 //!   times. A delivery whose lease expires on its last attempt is dead-lettered too.
@@ -17,14 +19,17 @@
 //!
 //! See `docs/architecture.md` ("Message bus and outbox relay") for the layout and guarantees.
 
+mod commit;
 mod consume;
 mod dead;
 mod publish;
 mod schema;
 mod stats;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use mammoth_core::Position;
@@ -32,11 +37,12 @@ use mammoth_core::bus::{
     BusError, ConsumerGroup, DeadLetter, DeadLetterFilter, MessageBus, OutgoingMessage, Published,
     RelayTarget, SubscribeOptions, Topic, TopicStats,
 };
-use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::watch;
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
 
 pub use consume::SqliteConsumer;
 
+use commit::{Job, Operation};
 use schema::failed;
 
 /// How to open a [`SqliteBus`].
@@ -62,15 +68,16 @@ impl Default for SqliteBusOptions {
 /// Durability of one bus transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sync {
-    /// fsync before returning: publishes, replays.
+    /// fsync of the WAL before returning: publishes, replays.
     Full,
-    /// No fsync: leases, acks, nacks (losing one only brings a message back).
+    /// No fsync of its own: leases, acks, nacks (losing one only brings a message back).
     Normal,
 }
 
 struct Shared {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// The commit thread's queue.
+    jobs: Sender<Box<dyn Job>>,
     options: SqliteBusOptions,
     /// Bumped after every commit that may make messages deliverable.
     published: watch::Sender<u64>,
@@ -108,14 +115,28 @@ impl SqliteBus {
             .map_err(failed("configuring the bus"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(failed("configuring the bus"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        // Durable operations get an fsync of the WAL from the commit thread instead.
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(failed("configuring the bus"))?;
         schema::create(&conn)?;
+        // The connection has read the database in WAL mode, so the log file exists now.
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal = File::options()
+            .read(true)
+            .write(true)
+            .open(&wal_path)
+            .map_err(|error| {
+                BusError::backend("sqlite", "opening the bus's write-ahead log", error, false)
+            })?;
+        let jobs = commit::spawn(conn, wal).map_err(|error| {
+            BusError::backend("sqlite", "starting the bus's commit thread", error, false)
+        })?;
         let (published, _) = watch::channel(0);
         Ok(Self {
             shared: Arc::new(Shared {
                 path,
-                conn: Mutex::new(conn),
+                jobs,
                 options,
                 published,
             }),
@@ -135,36 +156,31 @@ impl SqliteBus {
         Self::open(path, SqliteBusOptions::default())
     }
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction on a blocking thread, committed at
-    /// `sync` durability (rolled back if `work` fails).
+    /// Runs `work` on the commit thread, in a savepoint of the group's `BEGIN IMMEDIATE`
+    /// transaction (rolled back alone if `work` fails), and returns once the group committed
+    /// at `sync` durability. `work` may run twice: again in a transaction of its own when its
+    /// group could not commit together.
     async fn transaction<T: Send + 'static>(
         &self,
         sync: Sync,
         action: &'static str,
-        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, BusError> + Send + 'static,
+        work: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, BusError> + Send + 'static,
     ) -> Result<T, BusError> {
-        let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
-            // A panic inside rusqlite leaves the connection usable; take the guard anyway.
-            let mut conn = shared
-                .conn
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let level = match sync {
-                Sync::Full => "FULL",
-                Sync::Normal => "NORMAL",
-            };
-            conn.pragma_update(None, "synchronous", level)
-                .map_err(failed(action))?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failed(action))?;
-            let value = work(&tx)?;
-            tx.commit().map_err(failed(action))?;
-            Ok(value)
-        })
-        .await
-        .map_err(|error| BusError::backend("sqlite", action, error, false))?
+        let (reply, result) = oneshot::channel();
+        let job = Box::new(Operation {
+            sync,
+            action,
+            work,
+            result: None,
+            reply,
+        });
+        self.shared
+            .jobs
+            .send(job)
+            .map_err(|_| BusError::backend("sqlite", action, "the commit thread stopped", false))?;
+        result
+            .await
+            .map_err(|_| BusError::backend("sqlite", action, "the commit thread stopped", false))?
     }
 
     /// Wakes this process's waiting consumers.

@@ -315,7 +315,7 @@ impl BusConsumer for SqliteConsumer {
                 let mut delete = tx
                     .prepare_cached("DELETE FROM bus_pending WHERE group_id = ?1 AND seq = ?2")
                     .map_err(failed("acknowledging"))?;
-                for seq in seqs {
+                for seq in &seqs {
                     delete
                         .execute(params![group, seq])
                         .map_err(failed("acknowledging"))?;

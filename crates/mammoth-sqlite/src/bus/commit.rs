@@ -1,0 +1,218 @@
+//! The bus's commit thread and its group commit, the way the event store's writer does it.
+//!
+//! One thread owns the bus's connection. It takes one operation (a publish, a receive's lease,
+//! an ack, a nack, ...), drains whatever else has queued up meanwhile, and runs the whole group
+//! in one `BEGIN IMMEDIATE` transaction. Each operation runs inside a savepoint, so one that
+//! fails is rolled back alone and its neighbours still commit. SQLite runs at
+//! `synchronous=NORMAL`; when the group holds an operation that must be durable before it
+//! returns ([`Sync::Full`]: publishes, relay batches, replays), the thread calls `fdatasync` on
+//! the WAL after the commit and only then replies, to every operation of the group. That is
+//! the guarantee `synchronous=FULL` gives, paid once per group instead of once per publish.
+//!
+//! If SQLite fails in a way that ends the whole transaction (a savepoint or the commit itself
+//! fails), the group is rolled back and every operation runs again in a transaction of its
+//! own, so one bad operation never fails its neighbours. If an fsync fails, Linux may have
+//! dropped the unsynced pages, so the bus refuses every later operation until it is reopened.
+
+use std::fs::File;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use mammoth_core::bus::BusError;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::Sync;
+use super::schema::failed;
+
+/// The most operations one group commit takes.
+const MAX_GROUP: usize = 1024;
+
+/// One queued operation: its work, kept result and reply.
+pub(crate) trait Job: Send {
+    /// How durable the operation must be before it returns.
+    fn sync(&self) -> Sync;
+    /// Runs the work in `tx` and keeps its result; false when it failed.
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Sends the kept result, or `error` when the transaction or its fsync failed.
+    fn reply(self: Box<Self>, error: Option<String>);
+}
+
+/// A [`Job`] returning `T`.
+pub(crate) struct Operation<T, F> {
+    pub sync: Sync,
+    pub action: &'static str,
+    pub work: F,
+    pub result: Option<Result<T, BusError>>,
+    pub reply: oneshot::Sender<Result<T, BusError>>,
+}
+
+impl<T, F> Job for Operation<T, F>
+where
+    T: Send,
+    F: FnMut(&Transaction<'_>) -> Result<T, BusError> + Send,
+{
+    fn sync(&self) -> Sync {
+        self.sync
+    }
+
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let result = (self.work)(tx);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn reply(self: Box<Self>, error: Option<String>) {
+        let result = match (error, self.result) {
+            (Some(error), _) => Err(BusError::backend("sqlite", self.action, error, false)),
+            (None, Some(result)) => result,
+            (None, None) => Err(BusError::backend(
+                "sqlite",
+                self.action,
+                "the operation never ran",
+                false,
+            )),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Why a group could not commit together.
+enum GroupFailure {
+    /// The transaction could not start (another process holds the write lock too long): the
+    /// same would happen to each operation alone.
+    Begin(BusError),
+    /// The transaction ended mid-group: run each operation alone.
+    Broken,
+}
+
+/// Starts the commit thread on `conn`, with `wal` (the `-wal` file beside the database) for
+/// the fsyncs. The thread stops when every sender is dropped.
+pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<dyn Job>>> {
+    let (jobs, receiver) = channel();
+    std::thread::Builder::new()
+        .name("mammoth-sqlite-bus".to_owned())
+        .spawn(move || {
+            Committer {
+                conn,
+                wal,
+                failed: None,
+                groups: 0,
+                grouped: 0,
+            }
+            .run(&receiver);
+        })?;
+    Ok(jobs)
+}
+
+struct Committer {
+    conn: Connection,
+    wal: File,
+    /// Set once an fsync failed: every later operation is refused.
+    failed: Option<String>,
+    groups: u64,
+    grouped: u64,
+}
+
+impl Committer {
+    fn run(mut self, jobs: &Receiver<Box<dyn Job>>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            group.extend(jobs.try_iter().take(MAX_GROUP - 1));
+            self.groups += 1;
+            self.grouped += group.len() as u64;
+            self.commit(group);
+        }
+        tracing::debug!(
+            groups = self.groups,
+            operations = self.grouped,
+            "bus commit thread stopped"
+        );
+    }
+
+    fn commit(&mut self, mut group: Vec<Box<dyn Job>>) {
+        if let Some(why) = &self.failed {
+            let why = why.clone();
+            group
+                .into_iter()
+                .for_each(|job| job.reply(Some(why.clone())));
+            return;
+        }
+        match self.run_together(&mut group) {
+            Ok(()) => self.acknowledge(group),
+            Err(GroupFailure::Begin(error)) => {
+                let why = error.to_string();
+                group
+                    .into_iter()
+                    .for_each(|job| job.reply(Some(why.clone())));
+            }
+            Err(GroupFailure::Broken) => {
+                for job in group {
+                    self.run_alone(job);
+                }
+            }
+        }
+    }
+
+    /// Runs every operation of the group in one transaction, each in its own savepoint.
+    fn run_together(&mut self, group: &mut [Box<dyn Job>]) -> Result<(), GroupFailure> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|error| GroupFailure::Begin(failed("starting a bus transaction")(error)))?;
+        for job in group.iter_mut() {
+            tx.execute_batch("SAVEPOINT job")
+                .map_err(|_| GroupFailure::Broken)?;
+            let undo = if job.run(&tx) {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            // Some errors (a full disk, out of memory) roll the whole transaction back; then
+            // the savepoint is gone and the earlier operations' writes with it.
+            tx.execute_batch(undo).map_err(|_| GroupFailure::Broken)?;
+            if tx.is_autocommit() {
+                return Err(GroupFailure::Broken);
+            }
+        }
+        tx.commit().map_err(|_| GroupFailure::Broken)
+    }
+
+    /// Runs one operation in a transaction of its own, after its group failed together.
+    fn run_alone(&mut self, mut job: Box<dyn Job>) {
+        let outcome = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                if job.run(&tx) {
+                    tx.commit()
+                } else {
+                    // Dropping the transaction rolls it back.
+                    Ok(())
+                }
+            });
+        match outcome {
+            Ok(()) => self.acknowledge(vec![job]),
+            Err(error) => job.reply(Some(error.to_string())),
+        }
+    }
+
+    /// Replies to a committed group, after an fsync of the WAL when any operation needs one.
+    fn acknowledge(&mut self, group: Vec<Box<dyn Job>>) {
+        let error = if group.iter().any(|job| job.sync() == Sync::Full) {
+            self.wal.sync_data().err().map(|error| {
+                let why = format!(
+                    "fsync of the write-ahead log failed: {error}; what this operation wrote may or may not be on disk, and the bus refuses operations until it is reopened"
+                );
+                tracing::error!(%why, "the bus stops");
+                self.failed = Some(why.clone());
+                why
+            })
+        } else {
+            None
+        };
+        for job in group {
+            job.reply(error.clone());
+        }
+    }
+}
