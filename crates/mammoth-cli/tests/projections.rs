@@ -227,6 +227,54 @@ fn rebuild_switches_versions_and_verify_finds_a_tampered_row() {
     assert!(found.stdout.contains("orders"), "{found:#?}");
 }
 
+/// Regression: a replay that parked the bad event still showed the failure recorded by the
+/// earlier replay that had stopped on it, because nothing cleared the recorded state.
+#[test]
+fn a_bad_event_stops_the_replay_or_is_parked_as_on_failure_says() {
+    let sandbox = sandbox("stop");
+    orders(&sandbox);
+    // A v1 OrderCreated whose total is no amount: its upcaster refuses it on every attempt.
+    append(
+        &sandbox,
+        "order-9",
+        "OrderCreated",
+        1,
+        r#"{"order_id":"9","customer_id":"c9","items":[],"total":"abc"}"#,
+    );
+    let stopped = sandbox.run(&["projections", "replay", "orders"]);
+    assert!(
+        stopped
+            .failed_with(1)
+            .contains("upcasting OrderCreated v1 failed")
+    );
+    let failed = status(&sandbox);
+    assert_eq!(failed["state"]["state"], "failed", "{failed}");
+    assert_eq!(failed["state"]["position"], 6, "{failed}");
+
+    sandbox.write(
+        "mammoth.tsk",
+        "[event_store]\nbackend: \"sqlite\"\ndsn: \"sqlite://./store/events.db\"\n[projections.orders]\nread_dsn: \"sqlite://./rm/read_models.db\"\non_failure: \"park\"\n",
+    );
+    sandbox.run(&["projections", "replay", "orders"]).ok();
+    let parked = status(&sandbox);
+    assert_eq!(
+        (parked["checkpoint"].as_u64(), parked["lag"].as_u64()),
+        (Some(6), Some(0)),
+        "{parked}"
+    );
+    assert_ne!(parked["state"]["state"], "failed", "{parked}");
+    assert_eq!(rows(&sandbox).len(), 2, "the parked order has no row");
+    let conn = rusqlite::Connection::open(read_model(&sandbox)).expect("read model");
+    let (stream, position): (String, u64) = conn
+        .query_row(
+            "SELECT stream_id, position FROM projection_dead_letters",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("one dead letter");
+    assert_eq!((stream.as_str(), position), ("order-9", 6));
+}
+
 #[test]
 fn an_unknown_projection_name_is_a_usage_error() {
     let sandbox = sandbox("stop");

@@ -183,6 +183,8 @@ impl ReadModelAdmin {
 
     /// Empties the active version's tables and sets its checkpoint to 0, in one transaction
     /// (a replay from zero in place; a running runner sees the checkpoint move and follows).
+    /// A recorded failure is cleared too: it described the rows just emptied, and a replay that
+    /// fails again records it again.
     ///
     /// # Errors
     /// [`ProjectionError::ReadModel`].
@@ -200,6 +202,8 @@ impl ReadModelAdmin {
                 .map_err(fail(name, "emptying a table"))?;
         }
         schema::save_checkpoint(&tx, name, version, 0).map_err(fail(name, "reset"))?;
+        schema::record_state(&tx, name, version, &ProjectionState::Stopped)
+            .map_err(fail(name, "reset"))?;
         tx.commit().map_err(fail(name, "committing a reset"))
     }
 
