@@ -414,8 +414,13 @@ async fn rebuild(
         admin.drop_version(known.name, known.tables, old)?;
     }
     if !out.is_json() {
+        let old = match (old, drop_old) {
+            (None, _) => String::new(),
+            (Some(old), true) => format!("; version {old} dropped"),
+            (Some(old), false) => format!("; version {old} kept (drop it with --drop-old)"),
+        };
         out.line(format!(
-            "{}: version {version} is now active (old version kept unless --drop-old)",
+            "{}: version {version} is now active{old}",
             known.name
         ))?;
     }
