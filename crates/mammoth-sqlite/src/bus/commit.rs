@@ -5,9 +5,14 @@
 //! in one `BEGIN IMMEDIATE` transaction. Each operation runs inside a savepoint, so one that
 //! fails is rolled back alone and its neighbours still commit. SQLite runs at
 //! `synchronous=NORMAL`; when the group holds an operation that must be durable before it
-//! returns ([`Sync::Full`]: publishes, relay batches, replays), the thread calls `fdatasync` on
-//! the WAL after the commit and only then replies, to every operation of the group. That is
-//! the guarantee `synchronous=FULL` gives, paid once per group instead of once per publish.
+//! returns ([`Sync::Full`]: publishes, relay batches, replays), the WAL must be fsynced after
+//! the commit before anyone is told. A second thread does that: the commit thread hands each
+//! committed group over and starts the next one at once; the sync thread takes every group
+//! handed over so far, calls `fdatasync` on the WAL once if any of them needs it, and only then
+//! replies, in commit order. That is the guarantee `synchronous=FULL` gives, paid once per
+//! batch of groups instead of once per publish, and the disk's latency no longer caps the
+//! commit rate. Operations that need no fsync wait behind one that does, so no reply (a lease
+//! say) ever reveals a message whose publish is not yet durable.
 //!
 //! If SQLite fails in a way that ends the whole transaction (a savepoint or the commit itself
 //! fails), the group is rolled back and every operation runs again in a transaction of its
@@ -16,6 +21,7 @@
 
 use std::fs::File;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use mammoth_core::bus::BusError;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -86,17 +92,38 @@ enum GroupFailure {
     Broken,
 }
 
-/// Starts the commit thread on `conn`, with `wal` (the `-wal` file beside the database) for
-/// the fsyncs. The thread stops when every sender is dropped.
+/// Why the bus refuses operations, once an fsync has failed.
+type Failed = Arc<Mutex<Option<String>>>;
+
+fn failure(failed: &Failed) -> Option<String> {
+    failed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
+/// A committed group on its way to its replies.
+struct Committed {
+    group: Vec<Box<dyn Job>>,
+}
+
+/// Starts the commit thread on `conn` and the sync thread on `wal` (the `-wal` file beside
+/// the database). Both stop when every sender is dropped, after replying to everything queued.
 pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<dyn Job>>> {
     let (jobs, receiver) = channel();
+    let (committed, to_sync) = channel();
+    let failed = Failed::default();
+    let flag = Arc::clone(&failed);
+    std::thread::Builder::new()
+        .name("mammoth-sqlite-bus-sync".to_owned())
+        .spawn(move || sync_loop(&wal, &to_sync, &flag))?;
     std::thread::Builder::new()
         .name("mammoth-sqlite-bus".to_owned())
         .spawn(move || {
             Committer {
                 conn,
-                wal,
-                failed: None,
+                committed,
+                failed,
                 groups: 0,
                 grouped: 0,
             }
@@ -107,9 +134,10 @@ pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<d
 
 struct Committer {
     conn: Connection,
-    wal: File,
-    /// Set once an fsync failed: every later operation is refused.
-    failed: Option<String>,
+    /// The sync thread's queue.
+    committed: Sender<Committed>,
+    /// Set by the sync thread once an fsync failed: every later operation is refused.
+    failed: Failed,
     groups: u64,
     grouped: u64,
 }
@@ -131,8 +159,7 @@ impl Committer {
     }
 
     fn commit(&mut self, mut group: Vec<Box<dyn Job>>) {
-        if let Some(why) = &self.failed {
-            let why = why.clone();
+        if let Some(why) = failure(&self.failed) {
             group
                 .into_iter()
                 .for_each(|job| job.reply(Some(why.clone())));
@@ -197,22 +224,44 @@ impl Committer {
         }
     }
 
-    /// Replies to a committed group, after an fsync of the WAL when any operation needs one.
+    /// Hands a committed group to the sync thread, which replies.
     fn acknowledge(&mut self, group: Vec<Box<dyn Job>>) {
-        let error = if group.iter().any(|job| job.sync() == Sync::Full) {
-            self.wal.sync_data().err().map(|error| {
+        if let Err(unsent) = self.committed.send(Committed { group }) {
+            for job in unsent.0.group {
+                job.reply(Some("the bus's sync thread stopped".to_owned()));
+            }
+        }
+    }
+}
+
+/// Replies to committed groups in commit order, each batch after one fsync of the WAL when any
+/// of its operations needs one.
+fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter());
+        let durable = batch
+            .iter()
+            .flat_map(|committed| &committed.group)
+            .any(|job| job.sync() == Sync::Full);
+        let error = match failure(failed) {
+            Some(why) => Some(why),
+            None if durable => wal.sync_data().err().map(|error| {
                 let why = format!(
                     "fsync of the write-ahead log failed: {error}; what this operation wrote may or may not be on disk, and the bus refuses operations until it is reopened"
                 );
                 tracing::error!(%why, "the bus stops");
-                self.failed = Some(why.clone());
+                *failed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some(why.clone());
                 why
-            })
-        } else {
-            None
+            }),
+            None => None,
         };
-        for job in group {
+        for job in batch.into_iter().flat_map(|committed| committed.group) {
             job.reply(error.clone());
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
