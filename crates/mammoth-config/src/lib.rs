@@ -43,10 +43,11 @@ pub use parse::{MAX_DEPTH, MAX_FILE_BYTES};
 pub use secret::{REDACTED, Secret};
 pub use suggest::edit_distance;
 pub use typed::{
-    AppConfig, Backoff, Checkpoint, Config, CqrsConfig, DEFAULT_SQLITE_PATH, DeadLetterConfig,
-    EventStoreBackend, EventStoreConfig, HttpConfig, MessageBusBackend, MessageBusConfig,
-    MetricsConfig, OnFailure, ProjectionConfig, RetryConfig, SagaConfig, SecurityConfig,
-    SnapshotConfig, Synchronous, TopicsConfig, VersioningConfig, normalize_dsn, percent_encode,
+    AppConfig, Backoff, BusPolicy, Checkpoint, Config, CqrsConfig, DEFAULT_SQLITE_PATH,
+    DeadLetterConfig, EventStoreBackend, EventStoreConfig, HttpConfig, MessageBusBackend,
+    MessageBusConfig, MetricsConfig, OnFailure, ProjectionConfig, RetryConfig, SagaConfig,
+    SecurityConfig, SnapshotConfig, Synchronous, TopicsConfig, VersioningConfig, normalize_dsn,
+    percent_encode,
 };
 pub use value::{Entry, Span, Table, Value, ValueKind};
 

@@ -41,26 +41,28 @@ pub struct RetryConfig {
     pub max_attempts: u32,
     /// How the delay grows (default exponential).
     pub backoff: Backoff,
-    /// The first delay (default 100ms).
+    /// The bound of the first retry's delay (default 2s, the seed's).
     #[serde(with = "crate::units::duration")]
     pub base_delay: Duration,
     /// Growth factor for exponential backoff (default 2.0, at least 1.0).
     pub multiplier: f64,
-    /// The longest delay (default 5s, not below `base_delay`).
+    /// The longest delay (default 5m, not below `base_delay`).
     #[serde(with = "crate::units::duration")]
     pub max_delay: Duration,
     /// Randomise each delay to spread retries (default true).
     pub jitter: bool,
 }
 
+/// The defaults are the seed's policy and `mammoth_core::bus::RetryPolicy::default()`: 3
+/// attempts, 2 s doubling (2 s, then 4 s), capped at 5 minutes, with full jitter.
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             max_attempts: 3,
             backoff: Backoff::Exponential,
-            base_delay: Duration::from_millis(100),
+            base_delay: Duration::from_secs(2),
             multiplier: 2.0,
-            max_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(300),
             jitter: true,
         }
     }
@@ -83,12 +85,19 @@ impl RetryConfig {
 }
 
 /// `[message_bus.dead_letter]`.
+///
+/// A message that fails its last attempt always becomes a dead letter (listed, replayed and
+/// discarded with `mammoth dlq`): `enabled: false` is rejected when the configuration is
+/// loaded, because there is nowhere else for such a message to go and mammoth never drops one
+/// silently. To retry longer, raise `[message_bus.retry] max_attempts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
-    /// Keep messages that exhausted their retries (default true).
+    /// Keep messages that exhausted their retries (default true; false is an error, see the
+    /// type's documentation).
     pub enabled: bool,
-    /// Where they go: a queue, subject or stream name (default `"dead_letter"`).
+    /// Where they go on a broker bus: a queue, subject or stream name (default
+    /// `"dead_letter"`). The embedded bus keeps them in its `bus_dead_letters` table.
     pub destination: String,
 }
 

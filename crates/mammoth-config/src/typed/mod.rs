@@ -5,6 +5,7 @@
 //! type (serde, see `de`) and then for range and consistency (`validate`), each error at the
 //! key's `file:line:col`.
 
+mod bus_policy;
 mod dsn;
 mod event_store;
 mod message_bus;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use bus_policy::BusPolicy;
 pub use dsn::{normalize_dsn, percent_encode};
 pub use event_store::{DEFAULT_SQLITE_PATH, EventStoreBackend, EventStoreConfig, Synchronous};
 pub use message_bus::{

@@ -1,6 +1,6 @@
 //! Checks beyond types: ranges and consistency, each reported at the offending key.
 
-use super::{Config, MessageBusBackend};
+use super::{Config, MessageBusBackend, bus_policy};
 use crate::document::Document;
 use crate::error::{ConfigError, ErrorCode};
 use crate::parse::quote_key;
@@ -89,6 +89,22 @@ pub(crate) fn violations(config: &Config) -> Vec<Violation> {
             &["message_bus", "retry", "base_delay"],
             "is longer than `max_delay`",
             "make `base_delay` at most `max_delay`",
+        ));
+    }
+    if !bus.dead_letter.enabled {
+        out.push(Violation::new(
+            &["message_bus", "dead_letter", "enabled"],
+            bus_policy::DEAD_LETTER_DISABLED,
+            bus_policy::DEAD_LETTER_HELP,
+        ));
+    }
+    for (keys, reason) in bus_policy::bad_topics(bus) {
+        let mut path = vec!["message_bus", "topics"];
+        path.extend(keys.iter().map(String::as_str));
+        out.push(Violation::new(
+            &path,
+            reason,
+            "rename the topic; the outbox relay publishes to it by this name",
         ));
     }
     if bus.backend == MessageBusBackend::Embedded && (bus.url.is_some() || bus.host.is_some()) {

@@ -240,7 +240,7 @@ fn guide_example_is_mysql_and_redis_with_the_guides_defaults() {
     assert_eq!(bus.broker_url().as_deref(), Some("redis://localhost:6379"));
     assert_eq!(
         (bus.retry.base_delay, bus.retry.max_delay),
-        (Duration::from_secs(2), Duration::from_secs(5))
+        (Duration::from_secs(2), Duration::from_secs(300))
     );
     assert_eq!(bus.dead_letter.destination, "dead_letter_queue");
     assert_eq!(

@@ -121,7 +121,7 @@ prop_compose! {
         port in proptest::option::of(any::<u16>()), stream in proptest::option::of(text()),
         subject_prefix in proptest::option::of(text()), queue_prefix in text(),
         max_attempts in 1u32.., fixed in any::<bool>(), delays in (duration(), duration()),
-        multiplier in 1.0f64..1e15, jitter in any::<bool>(), dead in (any::<bool>(), text()),
+        multiplier in 1.0f64..1e15, jitter in any::<bool>(), destination in text(),
     ) -> MessageBusConfig {
         let backend = [MessageBusBackend::Embedded, MessageBusBackend::NatsJetstream, MessageBusBackend::Redis][usize::from(backend)];
         let networked = backend != MessageBusBackend::Embedded;
@@ -133,7 +133,8 @@ prop_compose! {
                 max_attempts, backoff: if fixed { Backoff::Fixed } else { Backoff::Exponential },
                 base_delay, multiplier, max_delay, jitter,
             },
-            dead_letter: DeadLetterConfig { enabled: dead.0, destination: dead.1 },
+            // `enabled: false` is refused by validation (nothing may be dropped silently).
+            dead_letter: DeadLetterConfig { enabled: true, destination },
             topics: mammoth_config::TopicsConfig::default(),
         }
     }

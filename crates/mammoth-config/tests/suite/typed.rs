@@ -33,7 +33,7 @@ fn no_keys_means_embedded_sqlite_embedded_bus_and_documented_defaults() {
     );
     assert_eq!(
         (r.base_delay, r.max_delay),
-        (Duration::from_millis(100), Duration::from_secs(5))
+        (Duration::from_secs(2), Duration::from_secs(300))
     );
     assert_eq!(c.message_bus.dead_letter.destination, "dead_letter");
     assert_eq!(
@@ -171,6 +171,12 @@ fn range_violations_point_at_the_offending_key() {
         ("[http]\nlisten: \"8080\"\n", 2, "listen"),
         ("[metrics]\npath: \"metrics\"\n", 2, "path"),
         ("[event_store]\npool_size: 0\n", 2, "pool_size"),
+        ("[message_bus.topics]\ndefault: \"a b\"\n", 2, "default"),
+        (
+            "[message_bus.topics]\ncategories: { order: \"or/ders\" }\n",
+            2,
+            "order",
+        ),
     ];
     for (text, line, key) in cases {
         let err = error(text);
@@ -239,7 +245,7 @@ fn render_prints_sections_and_reparses_to_the_same_config() {
 #[test]
 fn json_output_is_valid_json_with_durations_as_text() {
     let json: serde_json::Value = serde_json::from_str(&ok("").to_json()).unwrap_or_default();
-    assert_eq!(json["message_bus"]["retry"]["base_delay"], "100ms");
+    assert_eq!(json["message_bus"]["retry"]["base_delay"], "2s");
     assert_eq!(json["event_store"]["backend"], "sqlite");
     assert_eq!(json["event_store"]["max_event_size"], "1MiB");
 }
@@ -286,4 +292,31 @@ fn topic_mapping_reads_default_categories_and_types() {
         err.diagnostic().message(),
         "unknown key `message_bus.topics.category`"
     );
+}
+
+#[test]
+fn dead_letters_turned_off_are_refused_because_nothing_may_be_dropped_silently() {
+    let err = error("[message_bus.dead_letter]\nenabled: false\n");
+    assert_error_at(&err, "E018", 2, 1);
+    let text = err.to_string();
+    assert!(text.contains("never drops a message silently"), "{text}");
+    assert!(text.contains("max_attempts"), "{text}");
+}
+
+#[test]
+fn the_configured_bus_policy_is_what_the_bus_and_relay_get() {
+    let c = ok(
+        "[message_bus.retry]\nmax_attempts: 5\nbase_delay: \"500ms\"\nmax_delay: \"1m\"\n[message_bus.topics]\ntypes: { PaymentFailed: \"payments\" }\n",
+    );
+    let policy = c.message_bus.bus_policy().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            policy.retry.max_attempts,
+            policy.retry.base,
+            policy.retry.cap
+        ),
+        (5, Duration::from_millis(500), Duration::from_secs(60))
+    );
+    let topics: Vec<&str> = policy.topics.topics().iter().map(|t| t.as_str()).collect();
+    assert_eq!(topics, ["events", "payments"]);
 }
