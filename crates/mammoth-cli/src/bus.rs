@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use mammoth_config::{EventStoreBackend, MessageBusBackend};
+use mammoth_config::{BusPolicy, EventStoreBackend, MessageBusBackend};
 use mammoth_core::bus::MessageBus as _;
 use mammoth_sqlite::SqliteBus;
 
@@ -52,6 +52,19 @@ pub fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<SqliteBus> 
     SqliteBus::open_default(path).with_context(|| format!("opening the bus in {}", path.display()))
 }
 
+/// The retry policy and topic map `[message_bus]` configures: what consumers subscribe with
+/// and what the outbox relay publishes by.
+///
+/// # Errors
+/// A [`ConfigProblem`] for a section the bus cannot use (loading already rejects those).
+pub fn policy(settings: &Settings) -> anyhow::Result<BusPolicy> {
+    settings
+        .config
+        .message_bus
+        .bus_policy()
+        .map_err(|error| ConfigProblem(error.to_string()).into())
+}
+
 /// Runs a bus command.
 ///
 /// # Errors
@@ -59,6 +72,7 @@ pub fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<SqliteBus> 
 pub async fn run(command: BusCommand, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
     let bus = open(&settings, true)?;
+    let policy = policy(&settings)?;
     let mut out = Output::new(global.json);
     match command {
         BusCommand::Stats => {
@@ -99,6 +113,15 @@ pub async fn run(command: BusCommand, global: &GlobalOptions) -> anyhow::Result<
             for row in &rows {
                 out.line(columns.row(row))?;
             }
+            let retry = &policy.retry;
+            out.line(format!(
+                "\nretry policy ([message_bus.retry]): {} attempts, {:?} x{} up to {:?}{}, then the dead-letter queue",
+                retry.max_attempts,
+                retry.base,
+                retry.factor,
+                retry.cap,
+                if retry.jitter { ", full jitter" } else { "" },
+            ))?;
             out.flush()
         }
     }
