@@ -92,7 +92,7 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         out.line(columns.row(row))?;
     }
     out.line(format!(
-        "\n{} publishers, one message per publish (fsync per publish), one worker acking in batches of up to 256; relay of {} events in batches of 512",
+        "\n{} publishers, one message per publish (each durable before it returns; concurrent publishes share an fsync), one worker acking in batches of up to 256; relay of {} events in batches of 512",
         options.publishers,
         thousands(options.relay_events)
     ))?;

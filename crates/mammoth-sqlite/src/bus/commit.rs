@@ -11,8 +11,9 @@
 //! handed over so far, calls `fdatasync` on the WAL once if any of them needs it, and only then
 //! replies, in commit order. That is the guarantee `synchronous=FULL` gives, paid once per
 //! batch of groups instead of once per publish, and the disk's latency no longer caps the
-//! commit rate. Operations that need no fsync wait behind one that does, so no reply (a lease
-//! say) ever reveals a message whose publish is not yet durable.
+//! commit rate. A group that needs no fsync (leases, acks, nacks) is answered by the commit
+//! thread at once, unless an earlier group is still waiting for its fsync: then it waits
+//! behind it, so no reply (a lease, say) reveals a message whose publish is not yet durable.
 //!
 //! If SQLite fails in a way that ends the whole transaction (a savepoint or the commit itself
 //! fails), the group is rolled back and every operation runs again in a transaction of its
@@ -20,6 +21,7 @@
 //! dropped the unsynced pages, so the bus refuses every later operation until it is reopened.
 
 use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -114,9 +116,11 @@ pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<d
     let (committed, to_sync) = channel();
     let failed = Failed::default();
     let flag = Arc::clone(&failed);
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let handed = Arc::clone(&outstanding);
     std::thread::Builder::new()
         .name("mammoth-sqlite-bus-sync".to_owned())
-        .spawn(move || sync_loop(&wal, &to_sync, &flag))?;
+        .spawn(move || sync_loop(&wal, &to_sync, &flag, &handed))?;
     std::thread::Builder::new()
         .name("mammoth-sqlite-bus".to_owned())
         .spawn(move || {
@@ -124,6 +128,7 @@ pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<d
                 conn,
                 committed,
                 failed,
+                outstanding,
                 groups: 0,
                 grouped: 0,
             }
@@ -138,6 +143,8 @@ struct Committer {
     committed: Sender<Committed>,
     /// Set by the sync thread once an fsync failed: every later operation is refused.
     failed: Failed,
+    /// Groups handed to the sync thread and not yet replied to.
+    outstanding: Arc<AtomicUsize>,
     groups: u64,
     grouped: u64,
 }
@@ -224,9 +231,19 @@ impl Committer {
         }
     }
 
-    /// Hands a committed group to the sync thread, which replies.
+    /// Replies to a committed group: at once when it needs no fsync and nothing handed to the
+    /// sync thread is still waiting (so no earlier publish can be revealed before it is
+    /// durable), else through the sync thread.
     fn acknowledge(&mut self, group: Vec<Box<dyn Job>>) {
+        let durable = group.iter().any(|job| job.sync() == Sync::Full);
+        if !durable && self.outstanding.load(Ordering::SeqCst) == 0 {
+            let error = failure(&self.failed);
+            group.into_iter().for_each(|job| job.reply(error.clone()));
+            return;
+        }
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
         if let Err(unsent) = self.committed.send(Committed { group }) {
+            self.outstanding.fetch_sub(1, Ordering::SeqCst);
             for job in unsent.0.group {
                 job.reply(Some("the bus's sync thread stopped".to_owned()));
             }
@@ -236,7 +253,7 @@ impl Committer {
 
 /// Replies to committed groups in commit order, each batch after one fsync of the WAL when any
 /// of its operations needs one.
-fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed) {
+fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed, outstanding: &AtomicUsize) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
@@ -257,9 +274,11 @@ fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed) {
             }),
             None => None,
         };
+        let groups = batch.len();
         for job in batch.into_iter().flat_map(|committed| committed.group) {
             job.reply(error.clone());
         }
+        outstanding.fetch_sub(groups, Ordering::SeqCst);
     }
 }
 
