@@ -87,11 +87,13 @@ pub async fn retries_follow_the_policy_then_the_message_is_dead_lettered<F: BusF
         if attempt > 1 {
             gaps.push(failed_at.elapsed());
         }
+        // The retry's due time is set while nack runs, so timing from just before the call
+        // gives a lower bound that a slow reply cannot shorten.
+        failed_at = Instant::now();
         let outcome = consumer
             .nack(&got[0], fail(&format!("boom {attempt}"), NackAction::Retry))
             .await
             .expect("nack");
-        failed_at = Instant::now();
         match (attempt, outcome) {
             (3, NackOutcome::DeadLettered { .. }) => {}
             (
