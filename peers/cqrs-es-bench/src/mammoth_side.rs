@@ -104,16 +104,19 @@ pub async fn measure(options: &Options, case: Case, tag: &str) -> Result<Measure
             })
         })
         .collect();
-    let mut commands = 0;
+    let mut commands = Ok(0);
     for task in tasks {
-        commands += task.await??;
+        let done = task.await.map_err(BoxError::from).and_then(|done| done);
+        commands = commands.and_then(|sum| done.map(|done| sum + done));
     }
     let seconds = started.elapsed().as_secs_f64();
     drop(bus);
-    store.close().await?;
+    // The schema goes even when a caller failed.
+    let closed = store.close().await;
     mammoth_postgres::drop_schema(&options.url, &schema).await?;
+    closed?;
     Ok(Measured {
-        commands,
+        commands: commands?,
         retries: retries.load(Ordering::Relaxed),
         seconds,
     })

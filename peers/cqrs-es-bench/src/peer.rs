@@ -147,17 +147,19 @@ pub async fn measure(options: &Options, case: Case, tag: &str) -> Result<Measure
             })
         })
         .collect();
-    let mut commands = 0;
+    let mut commands = Ok(0);
     for task in tasks {
-        commands += task.await??;
+        let done = task.await.map_err(BoxError::from).and_then(|done| done);
+        commands = commands.and_then(|sum| done.map(|done| sum + done));
     }
     let seconds = started.elapsed().as_secs_f64();
+    // The schema goes even when a caller failed.
     sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&pool)
         .await?;
     pool.close().await;
     Ok(Measured {
-        commands,
+        commands: commands?,
         retries: retries.load(Ordering::Relaxed),
         seconds,
     })
