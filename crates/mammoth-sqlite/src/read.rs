@@ -3,6 +3,8 @@
 use mammoth_core::{
     Direction, EventFilter, Metadata, Position, RecordedEvent, StoreError, StreamId, Version,
 };
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, ToSql};
 use uuid::Uuid;
 
@@ -162,10 +164,10 @@ pub(crate) fn all(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let action = "reading the global log";
-    let mut sql = format!(
-        "SELECT {EVENT_COLUMNS}, s.stream_id FROM events e JOIN streams s ON s.stream_key = e.stream_key
-         WHERE e.position >= ?1"
-    );
+    // No join: the page resolves stream keys to ids through a small map, one lookup per
+    // distinct stream rather than one per event.
+    let mut sql =
+        format!("SELECT {EVENT_COLUMNS}, e.stream_key FROM events e WHERE e.position >= ?1");
     let from = i64::try_from(from).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut args: Vec<&dyn ToSql> = vec![&from, &limit];
@@ -183,26 +185,31 @@ pub(crate) fn all(
     }
     if !filter.categories.is_empty() {
         let list = placeholders(&filter.categories, &mut args);
-        sql.push_str(&format!(" AND s.category IN ({list})"));
+        sql.push_str(&format!(
+            " AND e.stream_key IN (SELECT stream_key FROM streams WHERE category IN ({list}))"
+        ));
         args.extend(filter.categories.iter().map(|c| c as &dyn ToSql));
     }
     sql.push_str(" ORDER BY e.position LIMIT ?2");
     let mut statement = conn.prepare_cached(&sql).map_err(on(action))?;
-    let mut last_stream: Option<StreamId> = None;
+    let mut stream_ids = conn
+        .prepare_cached("SELECT stream_id FROM streams WHERE stream_key = ?1")
+        .map_err(on(action))?;
+    let mut streams: HashMap<i64, StreamId> = HashMap::new();
     let mut rows = statement.query(args.as_slice()).map_err(on(action))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(on(action))? {
-        let stream_text: &str = row
-            .get_ref(8)
-            .and_then(|v| v.as_str().map_err(Into::into))
-            .map_err(on(action))?;
-        // Consecutive events often share a stream: reuse the parsed id.
-        let stream = match last_stream.take() {
-            Some(stream) if stream.as_str() == stream_text => stream,
-            _ => StreamId::new(stream_text)?,
+        let key: i64 = row.get(8).map_err(on(action))?;
+        let stream = match streams.get(&key) {
+            Some(stream) => stream,
+            None => {
+                let id: String = stream_ids
+                    .query_row([key], |row| row.get(0))
+                    .map_err(on(action))?;
+                streams.entry(key).or_insert(StreamId::new(id)?)
+            }
         };
-        out.push(event_from_row(row, &stream).map_err(on(action))?);
-        last_stream = Some(stream);
+        out.push(event_from_row(row, stream).map_err(on(action))?);
     }
     Ok(out)
 }
