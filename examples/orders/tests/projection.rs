@@ -355,3 +355,50 @@ async fn events_outside_the_filter_still_move_the_checkpoint_to_the_head() {
     let mut target = SqliteReadModel::open(&fixture.read_path, OrderProjection::new()).unwrap();
     assert_eq!(target.checkpoint().await.unwrap(), reached);
 }
+
+/// Regression: a runner starts as running in memory and only recorded changes of state, so a
+/// new process never overwrote the "stopped" (or "failed") an earlier runner left behind, and
+/// `mammoth projections status` showed a running projection as stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_runner_records_running_over_the_state_an_earlier_runner_left() {
+    let fixture = Fixture::new();
+    fixture.append_orders(0..5).await;
+    let first = ProjectionRunner::new(
+        fixture.store.clone(),
+        SqliteReadModel::open(&fixture.read_path, OrderProjection::new()).unwrap(),
+        quick_retries(OnFailure::Stop),
+    )
+    .spawn();
+    first.stop().await.unwrap();
+    let admin = ReadModelAdmin::open(&fixture.read_path).unwrap();
+    assert_eq!(
+        admin.active(NAME).unwrap().unwrap().state.label(),
+        "stopped"
+    );
+
+    let second = ProjectionRunner::new(
+        fixture.store.clone(),
+        SqliteReadModel::open(&fixture.read_path, OrderProjection::new()).unwrap(),
+        quick_retries(OnFailure::Stop),
+    )
+    .spawn();
+    let mut label = String::new();
+    for _ in 0..100 {
+        label = admin
+            .active(NAME)
+            .unwrap()
+            .unwrap()
+            .state
+            .label()
+            .to_owned();
+        if label == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        label, "running",
+        "the new runner must replace the earlier runner's state"
+    );
+    second.stop().await.unwrap();
+}

@@ -174,12 +174,17 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
         let mut external = mammoth_core::Requested::default();
         let mut asked_at: Option<Instant> = None;
         loop {
-            if !self.loaded
-                && let Err(error) = self.load().await
-            {
-                tracing::warn!(projection = %self.name, %error, "loading the checkpoint");
-                self.idle(&mut control, u64::MAX).await;
-                continue;
+            if !self.loaded {
+                if let Err(error) = self.load().await {
+                    tracing::warn!(projection = %self.name, %error, "loading the checkpoint");
+                    self.idle(&mut control, u64::MAX).await;
+                    continue;
+                }
+                // A runner starts as running in memory; say so where other processes look,
+                // replacing whatever an earlier runner recorded (stopped, failed).
+                if let Err(error) = self.target.record_state(&self.state).await {
+                    tracing::warn!(projection = %self.name, %error, "recording the state");
+                }
             }
             if asked_at.is_none_or(|at| at.elapsed() >= self.options.poll) {
                 asked_at = Some(Instant::now());
