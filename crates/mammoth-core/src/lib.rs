@@ -32,6 +32,7 @@ mod limits;
 mod memory;
 mod projection;
 mod registry;
+pub mod saga;
 mod snapshot;
 mod store;
 mod subscription;

@@ -25,6 +25,10 @@ pub struct CommandContext {
     /// A client-chosen key: sending the same key again returns the first result and writes
     /// nothing new.
     pub idempotency_key: Option<String>,
+    /// The saga (`<type>/<id>`) whose command this is: copied into the `saga` metadata field
+    /// of every event the command writes, so the saga runner routes them back (see
+    /// `mammoth_runtime::saga::SagaCommandContext`).
+    pub saga: Option<String>,
 }
 
 impl Default for CommandContext {
@@ -44,6 +48,7 @@ impl CommandContext {
             actor: None,
             tenant: None,
             idempotency_key: None,
+            saga: None,
         }
     }
 
@@ -83,6 +88,12 @@ impl CommandContext {
         self
     }
 
+    /// Sets the saga (`<type>/<id>`) the command works for.
+    pub fn with_saga(mut self, saga: impl Into<String>) -> Self {
+        self.saga = Some(saga.into());
+        self
+    }
+
     /// The metadata of events this command writes: its correlation id, itself as the cause,
     /// its actor and tenant, and its idempotency key (as the free field `idempotency_key`).
     pub fn metadata(&self) -> Metadata {
@@ -97,6 +108,12 @@ impl CommandContext {
             metadata
                 .extra
                 .insert("idempotency_key".to_owned(), Value::String(key.clone()));
+        }
+        if let Some(saga) = &self.saga {
+            metadata.extra.insert(
+                mammoth_core::saga::SAGA_FIELD.to_owned(),
+                Value::String(saga.clone()),
+            );
         }
         metadata
     }

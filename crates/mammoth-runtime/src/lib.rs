@@ -28,6 +28,7 @@ mod query_bus;
 pub mod relay;
 mod repository;
 mod retry;
+pub mod saga;
 mod schema;
 
 pub use bus_worker::{BusWorker, WorkerCounts};
