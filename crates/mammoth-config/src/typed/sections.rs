@@ -174,6 +174,14 @@ pub struct HttpConfig {
     /// Largest accepted request body in bytes (default 1 MiB; written `"1MiB"` or a number).
     #[serde(with = "crate::units::byte_size")]
     pub body_limit: u64,
+    /// How long a request may take before it is answered 408 (default `"30s"`; a live
+    /// subscription streams past it, only the time to its first byte counts).
+    #[serde(with = "crate::units::duration")]
+    pub request_timeout: Duration,
+    /// How long `mammoth serve` waits for in-flight requests after SIGTERM or Ctrl-C before it
+    /// drops them (default `"30s"`).
+    #[serde(with = "crate::units::duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -181,6 +189,8 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

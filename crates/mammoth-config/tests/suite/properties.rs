@@ -181,7 +181,7 @@ prop_compose! {
             SnapshotConfig { every, per_aggregate },
             VersioningConfig { upcasters },
             CqrsConfig { command_handlers: handlers.0, query_handlers: handlers.1, max_conflict_retries },
-            HttpConfig { listen: format!("{}:{}", listen.0, listen.1), body_limit },
+            HttpConfig { listen: format!("{}:{}", listen.0, listen.1), body_limit, ..HttpConfig::default() },
             MetricsConfig { enabled: metrics.0, path: format!("/{}", metrics.1) },
         )
     }
