@@ -77,6 +77,17 @@ impl PositionWatch {
         });
     }
 
+    /// Moves the watch back to `position` (or forward to it): the read model was emptied and
+    /// is being rebuilt in place, so queries waiting for a position above it wait again until
+    /// the rebuild passes it. Only the runner that owns the read model calls this.
+    pub fn rewind(&self, position: Position) {
+        self.sender.send_if_modified(|current| {
+            let moved = position != *current;
+            *current = position;
+            moved
+        });
+    }
+
     /// The current position.
     pub fn get(&self) -> Position {
         *self.sender.borrow()

@@ -11,6 +11,8 @@
 
 mod at_least_once;
 mod runner;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

@@ -194,6 +194,11 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
                         tracing::warn!(projection = %self.name, %error, "reading requests")
                     }
                 }
+                if self.loaded
+                    && let Err(error) = self.reload_if_moved().await
+                {
+                    tracing::warn!(projection = %self.name, %error, "reading the checkpoint");
+                }
             }
             let wanted = *control.borrow_and_update();
             if wanted == Control::Stop {
@@ -254,12 +259,34 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
         }
     }
 
+    /// Loads the checkpoint and points the progress watch at it, backwards too: after a
+    /// replay in place the read model is empty, and a query waiting for a position the old
+    /// model had reached must wait for the rebuild to pass it again.
     async fn load(&mut self) -> Result<(), ProjectionError> {
         self.checkpoint = self.target.checkpoint().await?;
         self.loaded = true;
         self.prefetched = None;
+        self.progress.rewind(self.checkpoint);
         let head = self.status.borrow().head;
         self.publish(head);
+        Ok(())
+    }
+
+    /// A replay in place (the read model emptied and its checkpoint reset, by another process
+    /// or handle) shows in [`Self::step`] only when the next batch is applied; an idle runner
+    /// would keep answering waiters from the emptied model. So the runner compares the stored
+    /// checkpoint with its own on every poll, and reloads when they differ.
+    async fn reload_if_moved(&mut self) -> Result<(), ProjectionError> {
+        let stored = self.target.checkpoint().await?;
+        if stored != self.checkpoint {
+            tracing::info!(
+                projection = %self.name,
+                from = self.checkpoint,
+                to = stored,
+                "the checkpoint moved under the runner; following it"
+            );
+            self.load().await?;
+        }
         Ok(())
     }
 
