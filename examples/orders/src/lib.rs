@@ -32,8 +32,11 @@
 //! Later layers (projections, the order saga, `mammoth demo`) build on this crate.
 
 pub mod app;
+pub mod demo;
 pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod projection;
+pub mod saga;
+pub mod services;
 pub mod versioning;

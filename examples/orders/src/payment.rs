@@ -2,7 +2,8 @@
 //! fact (`PaymentFailed`), not an error — so the saga can compensate.
 //!
 //! The "gateway" is simulated and pure: card tokens starting with `tok_decline` are declined,
-//! and so is any amount over the card's limit of 10,000.00.
+//! and so is any amount over the card's limit of 10,000.00; `tok_expired` marks a charge asked
+//! for too late (its saga's payment deadline is passing), also declined.
 
 use mammoth_core::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,9 @@ impl Aggregate for Payment {
         if *amount_cents == 0 {
             return Err(PaymentError::ZeroAmount);
         }
-        let declined = if card_token.starts_with("tok_decline") {
+        let declined = if card_token.starts_with("tok_expired") {
+            Some("the payment's deadline passed before it was charged")
+        } else if card_token.starts_with("tok_decline") {
             Some("card declined by issuer")
         } else if *amount_cents > CARD_LIMIT_CENTS {
             Some("amount over the card limit")

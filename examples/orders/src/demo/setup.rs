@@ -1,0 +1,210 @@
+//! Before a demo run: the data directory (reset or reused, with a message either way), the
+//! warehouses' stock, and the orders to send — all deterministic from the run id and seed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use mammoth_core::EventStore;
+use mammoth_runtime::{CommandContext, Execute};
+use mammoth_sqlite::{SqliteEventStore, SqliteOptions};
+
+use super::DemoError;
+use crate::app::{CreateOrder, OrdersApp};
+use crate::inventory::{Inventory, InventoryCommand, StockLine};
+use crate::order::OrderLine;
+use crate::services::order_hash;
+
+/// The event store's file in a data directory (the bus and the saga timers share it).
+pub const STORE_FILE: &str = "mammoth.db";
+/// The read models' file in a data directory.
+pub const READ_MODELS_FILE: &str = "read_models.db";
+
+/// The products of every warehouse, with their prices in cents.
+pub const PRODUCTS: [(&str, u64); 5] = [
+    ("book", 1_500),
+    ("lamp", 4_999),
+    ("mug", 800),
+    ("pen", 250),
+    ("desk", 25_000),
+];
+
+/// A product each warehouse holds only two of, so a few orders find it out of stock and are
+/// cancelled (the reservation-failure path).
+pub const RARE: (&str, u64) = ("rare", 9_900);
+
+/// The store and read-model files of a data directory.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// True when it held a store already (now reused).
+    pub reused: bool,
+    /// What was done, for the user.
+    pub message: String,
+}
+
+impl DataDir {
+    /// The event store's file.
+    pub fn store_path(&self) -> PathBuf {
+        self.path.join(STORE_FILE)
+    }
+
+    /// The read models' file.
+    pub fn read_models_path(&self) -> PathBuf {
+        self.path.join(READ_MODELS_FILE)
+    }
+}
+
+/// Prepares `dir`: with `reset`, removes the demo's files there (after checking no other
+/// process has the store open); without it, reuses an existing store (its unfinished sagas
+/// continue) or starts a new one.
+///
+/// # Errors
+/// [`DemoError::DataDir`] when the directory cannot be created or cleaned, or the store is
+/// open in another process.
+pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
+    let store_path = dir.join(STORE_FILE);
+    let exists = store_path.exists();
+    let data_dir = |reused: bool, message: String| DataDir {
+        path: dir.to_path_buf(),
+        reused,
+        message,
+    };
+    if !exists {
+        std::fs::create_dir_all(dir).map_err(|error| DemoError::DataDir {
+            path: dir.to_path_buf(),
+            message: format!("cannot create it: {error}"),
+        })?;
+        return Ok(data_dir(
+            false,
+            format!("new demo store in {}", dir.display()),
+        ));
+    }
+    // Opening takes the store's lock: another process using it is a clear error here.
+    let store = SqliteEventStore::open(&store_path, SqliteOptions::default()).map_err(|error| {
+        DemoError::DataDir {
+            path: dir.to_path_buf(),
+            message: error.to_string(),
+        }
+    })?;
+    let events = store.head_position().await?;
+    store.close().await?;
+    if !reset {
+        return Ok(data_dir(
+            true,
+            format!(
+                "reusing the demo store in {} ({events} events; unfinished sagas continue); pass --reset to start from an empty one",
+                dir.display()
+            ),
+        ));
+    }
+    for name in [STORE_FILE, READ_MODELS_FILE] {
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let path = dir.join(format!("{name}{suffix}"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(DemoError::DataDir {
+                        path: path.clone(),
+                        message: format!("cannot remove it: {error}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(data_dir(
+        false,
+        format!(
+            "--reset: removed the demo store in {} ({events} events) and its read models",
+            dir.display()
+        ),
+    ))
+}
+
+/// The SKU of `product` in warehouse `warehouse`: `w2:lamp`.
+pub fn sku(warehouse: usize, product: &str) -> String {
+    format!("w{warehouse}:{product}")
+}
+
+/// Stocks every warehouse for `orders` orders: enough of each product for every order to
+/// take three, and two of the rare product. Idempotent per `run_id` (a restarted run adds
+/// nothing twice).
+///
+/// # Errors
+/// [`DemoError::Command`] when a command fails.
+pub async fn seed_stock<S: EventStore + Clone + Send + Sync + 'static>(
+    app: &OrdersApp<S>,
+    run_id: &str,
+    warehouses: usize,
+    orders: usize,
+) -> Result<u64, DemoError> {
+    let per_warehouse = orders.div_ceil(warehouses.max(1));
+    let plenty = u32::try_from(per_warehouse * 3 + 10).unwrap_or(u32::MAX);
+    let mut added = 0;
+    for warehouse in 0..warehouses {
+        let stock = PRODUCTS
+            .iter()
+            .map(|(product, _)| (*product, plenty))
+            .chain([(RARE.0, 2)]);
+        for (product, quantity) in stock {
+            let sku = sku(warehouse, product);
+            let context = CommandContext::new()
+                .with_actor("warehouse")
+                .with_idempotency_key(format!("demo-stock/{run_id}/{sku}"));
+            let add = InventoryCommand::AddStock(StockLine::new(sku, quantity));
+            app.commands
+                .dispatch_with(
+                    Execute::<Inventory>::new(format!("w{warehouse}"), add),
+                    context,
+                )
+                .await
+                .map_err(|error| DemoError::Command(error.to_string()))?;
+            added += u64::from(quantity);
+        }
+    }
+    Ok(added)
+}
+
+/// The id of order `n` of run `run_id`.
+pub fn order_id(run_id: &str, n: usize) -> String {
+    format!("{run_id}-{n}")
+}
+
+/// Order `n` of run `run_id`: one or two lines of one warehouse's products (one order in 40
+/// also asks for the rare product), chosen by a hash of the id and `seed`.
+pub fn order(run_id: &str, n: usize, warehouses: usize, seed: u64) -> CreateOrder {
+    let order_id = order_id(run_id, n);
+    let hash = order_hash(seed, &order_id);
+    let warehouse = n % warehouses.max(1);
+    let first = (hash % PRODUCTS.len() as u64) as usize;
+    let mut picks = vec![(PRODUCTS[first], 1 + (hash >> 8) % 3)];
+    if (hash >> 16) % 2 == 0 {
+        let second = (first + 1 + ((hash >> 20) % 4) as usize) % PRODUCTS.len();
+        picks.push((PRODUCTS[second], 1 + (hash >> 24) % 3));
+    }
+    if n % 40 == 7 {
+        picks.push((RARE, 1));
+    }
+    let items: Vec<OrderLine> = picks
+        .into_iter()
+        .map(|((product, price), quantity)| {
+            OrderLine::new(sku(warehouse, product), quantity as u32, price)
+        })
+        .collect();
+    let total_cents = items.iter().map(OrderLine::amount_cents).sum();
+    CreateOrder {
+        customer_id: format!("customer-{}", hash % 97),
+        order_id,
+        items,
+        total_cents,
+    }
+}
+
+/// The `poison` orders (of `orders`) whose payment is poisoned: spread evenly over the run.
+pub fn poisoned(run_id: &str, orders: usize, poison: usize) -> BTreeSet<String> {
+    let poison = poison.min(orders);
+    (0..poison)
+        .map(|i| order_id(run_id, i * orders / poison + orders / (2 * poison)))
+        .collect()
+}
