@@ -1,0 +1,32 @@
+//! mammoth's NATS JetStream message bus: [`NatsBus`] implements the
+//! [`MessageBus`](mammoth_core::bus::MessageBus), [`BusConsumer`](mammoth_core::bus::BusConsumer)
+//! and [`RelayTarget`](mammoth_core::bus::RelayTarget) contracts on the broker's own
+//! mechanisms, and passes the bus conformance suite in `mammoth-testkit`.
+//!
+//! The mapping (see `docs/architecture.md` for each guarantee):
+//!
+//! | contract | JetStream |
+//! |---|---|
+//! | bus | one stream `{stream}` over subjects `{subject_prefix}.>` |
+//! | topic `T` | subject `{subject_prefix}.T` |
+//! | message id, dedup window | `Nats-Msg-Id`, the stream's `duplicate_window` |
+//! | consumer group `G` of `T` | durable pull consumer `G=T` (dots as `=`) filtered on `T`'s subject |
+//! | visibility timeout | `ack_wait`; extend is `AckProgress` (resets the full `ack_wait`) |
+//! | attempt | `num_delivered` of the delivery |
+//! | nack with delay | `AckNak` with a delay |
+//! | max attempts | checked on receive and nack; `max_deliver` is a backstop above it |
+//! | dead-letter queue | stream `{stream}_DLQ` over `{subject_prefix}_dlq.G.T`, then `AckTerm` |
+//! | replay to one group | re-published to `T` with a `Mammoth-Bus-Replay-Group` header; other groups' consumers acknowledge it unseen |
+//! | ordered by key | `max_ack_pending = 1` for the group (one message at a time, stronger than per key) |
+//! | relay checkpoint | stream `{stream}_RELAY` keeping the last message per subject (a key-value bucket), saved after the publish |
+//! | first failure time, retry due time | the same kind of bucket, `{stream}_FAILURES` |
+
+mod bucket;
+mod bus;
+mod consumer;
+mod dead;
+mod names;
+mod relay;
+
+pub use bus::{NatsBus, NatsBusOptions};
+pub use consumer::NatsConsumer;
