@@ -26,6 +26,7 @@ mod durable;
 mod error;
 mod read;
 pub mod read_model;
+pub mod saga;
 pub mod schema;
 pub mod snapshot;
 mod store;
@@ -37,6 +38,7 @@ use mammoth_core::Limits;
 pub use bus::{SqliteBus, SqliteBusOptions, SqliteConsumer};
 pub use checkpoint::SqliteCheckpointStore;
 pub use read_model::{ReadModelAdmin, SqliteProjection, SqliteReadModel};
+pub use saga::{SagaIndex, SqliteTimerStore};
 pub use schema::Synchronous;
 pub use store::{SqliteEventStore, StoreStats};
 

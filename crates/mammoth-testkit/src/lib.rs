@@ -30,6 +30,7 @@ pub mod bus;
 pub mod conformance;
 mod factory;
 mod model;
+pub mod saga;
 mod support;
 
 pub use bus::BusFactory;
