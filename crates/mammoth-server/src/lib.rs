@@ -36,6 +36,8 @@ mod error;
 pub mod events;
 mod metrics;
 pub mod ops;
+#[cfg(feature = "orders")]
+pub mod orders;
 mod routes;
 mod sqlite_admin;
 mod state;
