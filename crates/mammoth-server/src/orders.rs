@@ -53,30 +53,36 @@ pub fn registry<S>(app: &OrdersApp<S>, read_model: Option<QueryBus>) -> AppRegis
     let queries = app.queries.clone();
     let stock = app.queries.clone();
     let registry = AppRegistry::new()
-        .command("CreateOrder", move |body: CreateOrderBody, context: CommandContext| {
-            let commands = commands.clone();
-            async move {
-                let command = CreateOrder {
-                    order_id: body.order_id,
-                    customer_id: body.customer_id,
-                    items: body.items,
-                    total_cents: body.total_cents,
-                };
-                commands.dispatch_with(command, context).await
-            }
-        })
-        .command("CancelOrder", move |body: CancelOrderBody, context: CommandContext| {
-            let commands = cancel_bus.clone();
-            async move {
-                let command = Execute::<Order>::new(
-                    body.order_id,
-                    OrderCommand::Cancel {
-                        reason: body.reason,
-                    },
-                );
-                commands.dispatch_with(command, context).await
-            }
-        })
+        .command(
+            "CreateOrder",
+            move |body: CreateOrderBody, context: CommandContext| {
+                let commands = commands.clone();
+                async move {
+                    let command = CreateOrder {
+                        order_id: body.order_id,
+                        customer_id: body.customer_id,
+                        items: body.items,
+                        total_cents: body.total_cents,
+                    };
+                    commands.dispatch_with(command, context).await
+                }
+            },
+        )
+        .command(
+            "CancelOrder",
+            move |body: CancelOrderBody, context: CommandContext| {
+                let commands = cancel_bus.clone();
+                async move {
+                    let command = Execute::<Order>::new(
+                        body.order_id,
+                        OrderCommand::Cancel {
+                            reason: body.reason,
+                        },
+                    );
+                    commands.dispatch_with(command, context).await
+                }
+            },
+        )
         .query("GetOrder", move |params: OrderIdParams, options| {
             let queries = queries.clone();
             async move {

@@ -38,7 +38,10 @@ async fn append_then_read_forward_and_backward_returns_the_events_with_positions
         .unwrap();
     assert_eq!(page["events"][0]["type"], "OrderCreated");
     assert_eq!(page["events"][0]["data"]["total"], 30);
-    assert_eq!(page["next"], 2, "a full page says where the next one starts");
+    assert_eq!(
+        page["next"], 2,
+        "a full page says where the next one starts"
+    );
 
     let backward: Value = server
         .client
@@ -135,12 +138,42 @@ async fn client_mistakes_are_4xx_json_that_name_the_fix_and_write_nothing() {
     };
     let cases = [
         ("/streams/order-1", "{not json", 400, "invalid_json"),
-        ("/streams/order-1", r#"{"events": [{"type": "A", "data": {}, "colour": 1}]}"#, 422, "invalid_json"),
-        ("/streams/order-1", r#"{"events": [{"type": "A", "data": [1]}]}"#, 400, "invalid_event"),
-        ("/streams/order-1", r#"{"events": []}"#, 400, "invalid_event"),
-        ("/streams/order-1", r#"{"expected_version": "soon", "events": [{"type": "A", "data": {}}]}"#, 400, "invalid_expected_version"),
-        ("/streams/$saga-1", r#"{"events": [{"type": "A", "data": {}}]}"#, 400, "reserved_stream"),
-        ("/streams/order-1", r#"{"events": [{"type": "A", "data": {}, "metadata": {"correlation_id": 7}}]}"#, 400, "invalid_event"),
+        (
+            "/streams/order-1",
+            r#"{"events": [{"type": "A", "data": {}, "colour": 1}]}"#,
+            422,
+            "invalid_json",
+        ),
+        (
+            "/streams/order-1",
+            r#"{"events": [{"type": "A", "data": [1]}]}"#,
+            400,
+            "invalid_event",
+        ),
+        (
+            "/streams/order-1",
+            r#"{"events": []}"#,
+            400,
+            "invalid_event",
+        ),
+        (
+            "/streams/order-1",
+            r#"{"expected_version": "soon", "events": [{"type": "A", "data": {}}]}"#,
+            400,
+            "invalid_expected_version",
+        ),
+        (
+            "/streams/$saga-1",
+            r#"{"events": [{"type": "A", "data": {}}]}"#,
+            400,
+            "reserved_stream",
+        ),
+        (
+            "/streams/order-1",
+            r#"{"events": [{"type": "A", "data": {}, "metadata": {"correlation_id": 7}}]}"#,
+            400,
+            "invalid_event",
+        ),
     ];
     for (path, body, status, code) in cases {
         let response = post(path, body).await.unwrap();
@@ -163,12 +196,26 @@ async fn client_mistakes_are_4xx_json_that_name_the_fix_and_write_nothing() {
         .await
         .unwrap();
     assert_eq!(bad_direction.status(), 400);
-    let nowhere = server.client.get(server.url("/nowhere")).send().await.unwrap();
+    let nowhere = server
+        .client
+        .get(server.url("/nowhere"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(nowhere.status(), 404);
     assert_eq!(nowhere.json::<Value>().await.unwrap()["code"], "no_route");
-    let wrong = server.client.delete(server.url("/events")).send().await.unwrap();
+    let wrong = server
+        .client
+        .delete(server.url("/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 405);
-    assert_eq!(store.head_position().await.unwrap(), 0, "nothing was written");
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        0,
+        "nothing was written"
+    );
     server.stop().await.unwrap();
 }
 
@@ -196,7 +243,12 @@ async fn a_body_over_the_limit_is_413_and_writes_nothing() {
     assert_eq!(response.status(), 413);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], "body_too_large");
-    assert!(error["message"].as_str().unwrap().contains("http.body_limit"));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("http.body_limit")
+    );
     assert_eq!(store.head_position().await.unwrap(), 0);
     server.stop().await.unwrap();
 }
