@@ -104,6 +104,19 @@ fn failure(failed: &Failed) -> Option<String> {
         .clone()
 }
 
+/// The write-ahead log as the sync thread sees it: the file to `fdatasync`. A seam, so tests
+/// can give the bus a disk whose fsync fails.
+pub(crate) trait Wal: Send + 'static {
+    /// Makes everything written to the log so far durable.
+    fn sync_data(&self) -> std::io::Result<()>;
+}
+
+impl Wal for File {
+    fn sync_data(&self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
 /// A committed group on its way to its replies.
 struct Committed {
     group: Vec<Box<dyn Job>>,
@@ -111,7 +124,7 @@ struct Committed {
 
 /// Starts the commit thread on `conn` and the sync thread on `wal` (the `-wal` file beside
 /// the database). Both stop when every sender is dropped, after replying to everything queued.
-pub(crate) fn spawn(conn: Connection, wal: File) -> std::io::Result<Sender<Box<dyn Job>>> {
+pub(crate) fn spawn(conn: Connection, wal: impl Wal) -> std::io::Result<Sender<Box<dyn Job>>> {
     let (jobs, receiver) = channel();
     let (committed, to_sync) = channel();
     let failed = Failed::default();
@@ -253,7 +266,15 @@ impl Committer {
 
 /// Replies to committed groups in commit order, each batch after one fsync of the WAL when any
 /// of its operations needs one.
-fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed, outstanding: &AtomicUsize) {
+///
+/// After a failed fsync it never tries again: Linux may have marked the lost pages clean, so a
+/// second fsync could succeed without the data ever reaching the disk.
+fn sync_loop(
+    wal: &impl Wal,
+    queue: &Receiver<Committed>,
+    failed: &Failed,
+    outstanding: &AtomicUsize,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
@@ -282,5 +303,7 @@ fn sync_loop(wal: &File, queue: &Receiver<Committed>, failed: &Failed, outstandi
     }
 }
 
+#[cfg(test)]
+mod fsync_tests;
 #[cfg(test)]
 mod tests;
