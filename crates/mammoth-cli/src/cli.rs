@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, bus, config, dlq, events, projections, store_cmd};
+use crate::{bench, bus, config, dlq, events, projections, serve, store_cmd};
 
 const AFTER_LONG_HELP: &str = "\
 Configuration:
@@ -111,4 +111,11 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth projections status\n  mammoth projections replay orders\n  mammoth projections rebuild orders --drop-old\n  mammoth projections verify orders --json"
     )]
     Projections(projections::ProjectionsCommand),
+
+    /// Serve the HTTP API: event store, the built-in app's commands and queries, admin,
+    /// /metrics, /health, /ready and /openapi.json; stop with Ctrl-C or SIGTERM.
+    #[command(
+        after_long_help = "Examples:\n  mammoth serve\n  mammoth serve --listen 127.0.0.1:0\n  curl -s localhost:8080/events?limit=5"
+    )]
+    Serve(serve::ServeArgs),
 }

@@ -10,6 +10,7 @@ mod events;
 mod exit;
 mod output;
 mod projections;
+mod serve;
 mod settings;
 mod sql_stats;
 mod store;
@@ -54,5 +55,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(command) => dlq::run(command, &cli.global).await,
         Command::Bus(command) => bus::run(command, &cli.global).await,
         Command::Projections(command) => projections::run(command, &cli.global).await,
+        Command::Serve(args) => serve::run(args, &cli.global).await,
     }
 }
