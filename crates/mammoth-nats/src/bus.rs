@@ -16,6 +16,7 @@ use mammoth_core::bus::{
 use crate::bucket::Bucket;
 use crate::consumer::{FailureRecord, NatsConsumer};
 use crate::names::{self, HEADER_ID, HEADER_KEY, Names, RESERVED_PREFIXES};
+use crate::order::Gate;
 
 /// How a [`NatsBus`] names and keeps its streams.
 #[derive(Clone)]
@@ -75,6 +76,7 @@ pub(crate) struct Shared {
     pub(crate) relay: Bucket,
     pub(crate) failures: Bucket,
     pub(crate) leases: Leases,
+    pub(crate) gates: Mutex<HashMap<String, Gate>>,
     pub(crate) publish_window: usize,
     pub(crate) options: NatsBusOptions,
 }
@@ -171,6 +173,7 @@ impl NatsBus {
                 relay,
                 failures,
                 leases: Arc::default(),
+                gates: Mutex::default(),
                 publish_window: options.publish_window.max(1),
                 options,
             }),
@@ -342,7 +345,7 @@ impl MessageBus for NatsBus {
             // past it (JetStream would stop redelivering silently); MaxDeliver is a backstop
             // a few deliveries above it.
             max_deliver: i64::from(max_attempts) + 3,
-            max_ack_pending: if options.ordered_by_key { 1 } else { 20_000 },
+            max_ack_pending: 20_000,
             ..Default::default()
         };
         let consumer: consumer::PullConsumer = self

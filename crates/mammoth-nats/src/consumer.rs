@@ -3,7 +3,7 @@
 //! dead-letter stream and `AckTerm`) and extend (`AckProgress`) answer on the delivery's
 //! reply subject.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::bus::{NatsBus, nats, user_headers};
 use crate::names::{self, HEADER_ID, HEADER_KEY, HEADER_REPLAY_GROUP};
+use crate::order::{Gate, HOLD_CAP};
 
 /// How long to wait for the server to confirm a nak, term or progress.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,6 +219,37 @@ impl NatsConsumer {
         }
     }
 
+    /// Runs `f` on this consumer's ordering gate.
+    fn gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> R {
+        let mut gates = self
+            .bus
+            .shared
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(gates.entry(self.name.clone()).or_default())
+    }
+
+    /// Keeps the leases of held-back deliveries alive.
+    async fn extend_held(&self) -> Result<(), BusError> {
+        let before = Instant::now()
+            .checked_sub(self.options.visibility_timeout / 3)
+            .unwrap_or_else(Instant::now);
+        let receipts = self.gate(|gate| gate.due_for_extension(before));
+        for receipt in receipts {
+            let receipt = Receipt::new(receipt);
+            let handle = parse_receipt(&receipt)?;
+            let payload: Bytes = AckKind::Progress.into();
+            self.bus
+                .shared
+                .client
+                .publish(handle.reply.to_owned(), payload)
+                .await
+                .map_err(nats("extending a held delivery"))?;
+        }
+        Ok(())
+    }
+
     /// True when `handle` is the latest delivery of its message this bus handed out.
     fn current(&self, handle: &Handle<'_>) -> bool {
         let leases = self
@@ -296,6 +328,9 @@ impl NatsConsumer {
             .await?;
         self.send(reply, AckKind::Term).await?;
         self.lease(sequence, None);
+        if self.options.ordered_by_key {
+            self.gate(|gate| gate.done(delivery.message.key.as_deref(), sequence));
+        }
         if record.is_some() {
             self.forget_failure(sequence).await?;
         }
@@ -324,31 +359,56 @@ impl BusConsumer for NatsConsumer {
                 "receive at least one message (max 0)".to_owned(),
             ));
         }
+        let ordered = self.options.ordered_by_key;
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
         loop {
-            let mut fetched = self.fetch(max - out.len(), None).await?;
-            if fetched.is_empty() && out.is_empty() {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left < Duration::from_millis(2) {
-                    return Ok(out);
-                }
-                fetched = self.fetch(1, Some(left)).await?;
-                if fetched.is_empty() {
-                    return Ok(out);
-                }
-            } else if fetched.is_empty() {
-                return Ok(out);
-            }
-            for message in fetched {
-                if let Some(delivery) = self.admit(message).await? {
-                    out.push(delivery);
-                }
+            if ordered {
+                let room = max - out.len();
+                out.extend(self.gate(|gate| gate.release(room)));
             }
             if out.len() >= max {
-                return Ok(out);
+                break;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if ordered && self.gate(|gate| gate.held()) >= HOLD_CAP {
+                // Enough held back: wait for a key to be freed instead of fetching more.
+                if !out.is_empty() || left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(Duration::from_millis(20))).await;
+                continue;
+            }
+            let mut fetched = self.fetch(max - out.len(), None).await?;
+            if fetched.is_empty() {
+                if !out.is_empty() || left < Duration::from_millis(2) {
+                    break;
+                }
+                // Wait for the first message only: a batch request waits for all it asks for.
+                fetched = self.fetch(1, Some(left)).await?;
+                if fetched.is_empty() {
+                    break;
+                }
+            }
+            for message in fetched {
+                let Some(delivery) = self.admit(message).await? else {
+                    continue;
+                };
+                let delivery = if ordered {
+                    self.gate(|gate| gate.admit(delivery))
+                } else {
+                    Some(delivery)
+                };
+                out.extend(delivery);
+            }
+            if out.len() >= max {
+                break;
             }
         }
+        if ordered {
+            self.extend_held().await?;
+        }
+        Ok(out)
     }
 
     async fn ack(&self, deliveries: &[Delivery]) -> Result<(), BusError> {
@@ -357,6 +417,10 @@ impl BusConsumer for NatsConsumer {
             self.send(handle.reply, AckKind::Ack).await?;
             if self.current(&handle) {
                 self.lease(handle.sequence, None);
+            }
+            if self.options.ordered_by_key {
+                let key = delivery.message.key.as_deref();
+                self.gate(|gate| gate.done(key, handle.sequence));
             }
             if handle.delivered > 1 {
                 self.forget_failure(handle.sequence).await?;

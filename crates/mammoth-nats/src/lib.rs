@@ -17,7 +17,7 @@
 //! | max attempts | checked on receive and nack; `max_deliver` is a backstop above it |
 //! | dead-letter queue | stream `{stream}_DLQ` over `{subject_prefix}_dlq.G.T`, then `AckTerm` |
 //! | replay to one group | re-published to `T` with a `Mammoth-Bus-Replay-Group` header; other groups' consumers acknowledge it unseen |
-//! | ordered by key | `max_ack_pending = 1` for the group (one message at a time, stronger than per key) |
+//! | ordered by key | the bus holds back a busy key's later messages (un-acked, kept alive by `AckProgress`); see `order.rs` |
 //! | relay checkpoint | stream `{stream}_RELAY` keeping the last message per subject (a key-value bucket), saved after the publish |
 //! | first failure time, retry due time | the same kind of bucket, `{stream}_FAILURES` |
 
@@ -26,6 +26,7 @@ mod bus;
 mod consumer;
 mod dead;
 mod names;
+mod order;
 mod relay;
 
 pub use bus::{NatsBus, NatsBusOptions};
