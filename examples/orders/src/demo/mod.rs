@@ -2,8 +2,9 @@
 //! as a library so the CLI, the tests and the crash test's worker all run the same code.
 //!
 //! [`run`] prepares the data directory ([`setup::prepare`]: `--reset` or reuse), opens the
-//! SQLite store, the embedded bus, the snapshot store, the saga timers and checkpoints (all in
-//! one file) and the read models (another file), stocks the warehouses, then starts:
+//! SQLite store (`mammoth.db`), the embedded bus with the snapshots, saga checkpoint and
+//! deadlines (`bus.db`, see [`setup::BUS_FILE`] for why apart) and the read models
+//! (`read_models.db`), stocks the warehouses, then starts:
 //! - the saga runner (`saga-order`) over the log, with its deadline poller;
 //! - the outbox relay, publishing the saga's command events to the three command topics;
 //! - the inventory, payment and order services, one bus worker each ([`crate::services`]);
@@ -267,15 +268,15 @@ async fn run_on(
     store: SqliteEventStore,
     reporter: &dyn DemoReporter,
 ) -> Result<DemoReport, DemoError> {
-    let store_path = dir.store_path();
     let start_head = store.head_position().await?;
     let run_id = options
         .run_id
         .clone()
         .unwrap_or_else(|| format!("d{start_head}"));
     let prefix = format!("{run_id}-");
-    let bus = SqliteBus::open(&store_path, SqliteBusOptions::default())?;
-    let snapshots = SqliteSnapshotStore::open(&store_path)?;
+    let bus_path = dir.bus_path();
+    let bus = SqliteBus::open(&bus_path, SqliteBusOptions::default())?;
+    let snapshots = SqliteSnapshotStore::open(&bus_path)?;
     let app = Arc::new(OrdersApp::configured(
         store.clone(),
         snapshots,
@@ -299,7 +300,7 @@ async fn run_on(
 
     let saga = OrderSaga::new(options.payment_deadline);
     let timers = mammoth_core::saga::InMemoryTimerStore::new();
-    let checkpoints = SqliteCheckpointStore::open(&store_path)?;
+    let checkpoints = SqliteCheckpointStore::open(&bus_path)?;
     let sagas =
         SagaRunner::with_options(saga, store.clone(), timers, checkpoints, options.saga).spawn();
 

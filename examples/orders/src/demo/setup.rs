@@ -14,8 +14,16 @@ use crate::inventory::{Inventory, InventoryCommand, StockLine};
 use crate::order::OrderLine;
 use crate::services::order_hash;
 
-/// The event store's file in a data directory (the bus and the saga timers share it).
+/// The event store's file in a data directory: the log, and nothing else.
 pub const STORE_FILE: &str = "mammoth.db";
+/// The file of everything else that writes: the embedded bus (with the relay's checkpoint),
+/// the saga runner's checkpoint and deadlines, and the aggregates' snapshots.
+///
+/// They are kept out of the store's file because the store's writer thread starts deferred
+/// transactions that read before they write: SQLite refuses such a transaction at once
+/// ("database is locked", no busy wait) when another connection writes the same file
+/// meanwhile, so a bus committing beside it makes appends fail at random under load.
+pub const BUS_FILE: &str = "bus.db";
 /// The read models' file in a data directory.
 pub const READ_MODELS_FILE: &str = "read_models.db";
 
@@ -47,6 +55,11 @@ impl DataDir {
     /// The event store's file.
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_FILE)
+    }
+
+    /// The bus, checkpoints, deadlines and snapshots' file.
+    pub fn bus_path(&self) -> PathBuf {
+        self.path.join(BUS_FILE)
     }
 
     /// The read models' file.
@@ -98,7 +111,7 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             ),
         ));
     }
-    for name in [STORE_FILE, READ_MODELS_FILE] {
+    for name in [STORE_FILE, BUS_FILE, READ_MODELS_FILE] {
         for suffix in ["", "-wal", "-shm", ".lock"] {
             let path = dir.join(format!("{name}{suffix}"));
             match std::fs::remove_file(&path) {
@@ -116,7 +129,7 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
     Ok(data_dir(
         false,
         format!(
-            "--reset: removed the demo store in {} ({events} events) and its read models",
+            "--reset: removed the demo store in {} ({events} events), its bus and its read models",
             dir.display()
         ),
     ))
