@@ -158,6 +158,24 @@ impl RedisBus {
         self.meta_key(&self.shared.options.dead_letter)
     }
 
+    /// Deletes the entries of `topic`'s stream that every group of the topic has read and
+    /// none has pending, as the embedded bus's garbage collection does (`XTRIM MINID`).
+    /// Consumers run it every few thousand acks; callers may run it too. A topic nobody
+    /// subscribes to keeps everything. Returns how many entries were deleted.
+    ///
+    /// # Errors
+    /// [`BusError::Backend`].
+    pub async fn collect_garbage(&self, topic: &Topic) -> Result<u64, BusError> {
+        let mut invocation = self.shared.scripts.trim.prepare_invoke();
+        invocation
+            .arg(self.stream_key(topic.as_str()))
+            .arg(self.meta_key(&format!("groups:{topic}")));
+        invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(failed("collecting garbage"))
+    }
+
     /// Publishes `messages` to `topic` in one script call, moving relay checkpoint
     /// `checkpoint` to the given position in the same step when one is given.
     async fn publish_batch(

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mammoth_core::bus::{
@@ -15,6 +16,9 @@ use redis::ScriptInvocation;
 use uuid::Uuid;
 
 use crate::bus::{RedisBus, corrupt, failed, key_tag, millis};
+
+/// Acks between two trims of the topic's stream.
+const TRIM_EVERY: u64 = 8192;
 
 /// One delivery as the receive script returns it: stream kind (`m` the topic's stream, `r`
 /// the group's own), entry id, delivery count, attempt, entry fields.
@@ -30,6 +34,7 @@ pub struct RedisConsumer {
     name: Arc<str>,
     stream: Arc<str>,
     options: Arc<SubscribeOptions>,
+    acks: Arc<AtomicU64>,
 }
 
 /// Where a receipt points: `kind:entry id:delivery count`.
@@ -65,6 +70,7 @@ impl RedisConsumer {
             name: Arc::from(format!("c-{}", Uuid::new_v4().simple())),
             stream: Arc::from(stream),
             options: Arc::new(options),
+            acks: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -235,6 +241,11 @@ impl BusConsumer for RedisConsumer {
             .invoke_async(&mut self.bus.conn())
             .await
             .map_err(failed("acknowledging"))?;
+        let count = deliveries.len() as u64;
+        let before = self.acks.fetch_add(count, Ordering::Relaxed);
+        if before / TRIM_EVERY != (before + count) / TRIM_EVERY {
+            self.bus.collect_garbage(&self.topic).await?;
+        }
         Ok(())
     }
 

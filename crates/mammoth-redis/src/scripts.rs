@@ -17,6 +17,7 @@ pub(crate) struct Scripts {
     pub(crate) extend: Script,
     pub(crate) stats: Script,
     pub(crate) replay: Script,
+    pub(crate) trim: Script,
 }
 
 impl Scripts {
@@ -29,6 +30,7 @@ impl Scripts {
             extend: Script::new(with_common!("lua/extend.lua")),
             stats: Script::new(with_common!("lua/stats.lua")),
             replay: Script::new(include_str!("lua/replay.lua")),
+            trim: Script::new(include_str!("lua/trim.lua")),
         }
     }
 }
