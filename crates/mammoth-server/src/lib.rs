@@ -32,6 +32,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 mod error;
 pub mod events;
 mod metrics;
