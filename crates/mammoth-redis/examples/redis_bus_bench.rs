@@ -2,6 +2,8 @@
 //!
 //! - raw: pipelined `XADD`s (512 per round trip) of messages shaped like the bus's, the most a
 //!   client can push into one stream;
+//! - bus publish: `RedisBus::publish` of batches of 512 built beforehand (the relay's
+//!   publish step alone: de-duplication and sequence numbers in one script per batch);
 //! - relay: the outbox relay from a SQLite event store (events appended beforehand, not timed)
 //!   to the bus: de-duplication, sequence numbers and the checkpoint, in one script per batch;
 //! - consume: one consumer of a group receiving and acking everything the relay published.
@@ -15,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use mammoth_core::bus::{
-    BusConsumer, ConsumerGroup, MessageBus, SubscribeOptions, Topic, TopicMap,
+    BusConsumer, ConsumerGroup, MessageBus, OutgoingMessage, SubscribeOptions, Topic, TopicMap,
 };
 use mammoth_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use mammoth_redis::{RedisBus, RedisBusOptions};
@@ -35,20 +37,26 @@ async fn main() -> Result<(), Error> {
     let messages: usize = args.next().map_or(Ok(50_000), |n| n.parse())?;
     let runs: usize = args.next().map_or(Ok(3), |n| n.parse())?;
     println!("redis bus bench: {messages} messages, {runs} runs, {url}");
-    let (mut raw, mut relay, mut consume) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut publish, mut relay, mut consume) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
         let prefix = format!("mammoth-bench:{}:", uuid::Uuid::new_v4().simple());
         let result = one_run(&url, &prefix, messages).await;
         cleanup(&url, &prefix).await?;
-        let (r, l, c) = result?;
-        println!("run {run}: raw XADD {r:>9.0}/s   relay {l:>9.0}/s   consume {c:>9.0}/s");
+        let (r, p, l, c) = result?;
+        println!(
+            "run {run}: raw XADD {r:>9.0}/s   bus publish {p:>9.0}/s   relay {l:>9.0}/s   consume {c:>9.0}/s"
+        );
         raw.push(r);
+        publish.push(p);
         relay.push(l);
         consume.push(c);
     }
-    let (raw, relay, consume) = (median(raw), median(relay), median(consume));
+    let (raw, publish, relay, consume) =
+        (median(raw), median(publish), median(relay), median(consume));
     println!(
-        "median: raw XADD {raw:.0}/s, relay {relay:.0}/s ({:.2}x raw), consume {consume:.0}/s ({:.2}x raw)",
+        "median: raw XADD {raw:.0}/s, bus publish {publish:.0}/s ({:.2}x raw), relay {relay:.0}/s ({:.2}x raw), consume {consume:.0}/s ({:.2}x raw)",
+        publish / raw,
         relay / raw,
         consume / raw
     );
@@ -64,7 +72,7 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
-async fn one_run(url: &str, prefix: &str, messages: usize) -> Result<(f64, f64, f64), Error> {
+async fn one_run(url: &str, prefix: &str, messages: usize) -> Result<(f64, f64, f64, f64), Error> {
     let payload = br#"{"order":"order-1","total":30,"currency":"EUR","lines":3}"#;
     // Raw: the same fields the bus stores, pipelined.
     let client = redis::Client::open(url)?;
@@ -93,6 +101,26 @@ async fn one_run(url: &str, prefix: &str, messages: usize) -> Result<(f64, f64, 
     }
     let raw = rate(messages, started.elapsed());
 
+    // Bus publish: the relay's publish step alone (batches built beforehand).
+    let bus_options = RedisBusOptions {
+        key_prefix: prefix.to_owned(),
+        ..RedisBusOptions::default()
+    };
+    let bus = RedisBus::connect(url, bus_options).await?;
+    let direct = Topic::new("direct")?;
+    let batches: Vec<Vec<OutgoingMessage>> = (0..messages.div_ceil(BATCH))
+        .map(|chunk| {
+            (chunk * BATCH..((chunk + 1) * BATCH).min(messages))
+                .map(|_| OutgoingMessage::new(payload.to_vec()).keyed("order-1"))
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    for batch in batches {
+        bus.publish(&direct, batch).await?;
+    }
+    let publish = rate(messages, started.elapsed());
+
     // Relay: store -> bus.
     let dir = tempfile::tempdir()?;
     let options = SqliteOptions {
@@ -108,11 +136,6 @@ async fn one_run(url: &str, prefix: &str, messages: usize) -> Result<(f64, f64, 
             .collect();
         store.append(&stream, ExpectedVersion::Any, events).await?;
     }
-    let bus_options = RedisBusOptions {
-        key_prefix: prefix.to_owned(),
-        ..RedisBusOptions::default()
-    };
-    let bus = RedisBus::connect(url, bus_options).await?;
     let topic = Topic::new("events")?;
     let relay =
         Relay::new("bench", store, bus.clone(), TopicMap::all_to(topic.clone())).with_batch(BATCH);
@@ -139,7 +162,7 @@ async fn one_run(url: &str, prefix: &str, messages: usize) -> Result<(f64, f64, 
         consumer.ack(&batch).await?;
     }
     let consume = rate(received, started.elapsed());
-    Ok((raw, relay_rate, consume))
+    Ok((raw, publish, relay_rate, consume))
 }
 
 /// Deletes every key of the run.
