@@ -1,6 +1,6 @@
 //! `mammoth bus stats`, and opening the configured message bus for the bus commands (`bus`,
 //! `dlq`). The embedded bus lives in the event store's SQLite file; the broker buses (NATS
-//! JetStream, Redis Streams) are not in this build yet.
+//! JetStream, Redis Streams) are opened by [`crate::bus_backend`].
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -52,6 +52,18 @@ pub fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<SqliteBus> 
     SqliteBus::open_default(path).with_context(|| format!("opening the bus in {}", path.display()))
 }
 
+/// Opens the bus `[message_bus] backend` names (embedded, NATS or Redis) for `bus stats` and
+/// `dlq`; see [`crate::bus_backend::open`].
+///
+/// # Errors
+/// Configuration errors and a broker that cannot be reached.
+pub async fn open_configured(
+    settings: &Settings,
+    must_exist: bool,
+) -> anyhow::Result<crate::bus_backend::AnyBus> {
+    crate::bus_backend::open(settings, must_exist).await
+}
+
 /// The retry policy and topic map `[message_bus]` configures: what consumers subscribe with
 /// and what the outbox relay publishes by.
 ///
@@ -71,7 +83,7 @@ pub fn policy(settings: &Settings) -> anyhow::Result<BusPolicy> {
 /// Configuration and bus errors.
 pub async fn run(command: BusCommand, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
-    let bus = open(&settings, true)?;
+    let bus = open_configured(&settings, true).await?;
     let policy = policy(&settings)?;
     let mut out = Output::new(global.json);
     match command {

@@ -125,7 +125,7 @@ fn json(letter: &DeadLetter) -> LetterJson<'_> {
 /// Usage, configuration and bus errors.
 pub async fn run(command: DlqCommand, global: &GlobalOptions) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
-    let bus = bus::open(&settings, true)?;
+    let bus = bus::open_configured(&settings, true).await?;
     let mut out = Output::new(global.json);
     match command {
         DlqCommand::List(args) => {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bus;
+mod bus_backend;
 mod cli;
 mod config;
 mod dlq;

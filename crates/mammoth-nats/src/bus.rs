@@ -123,7 +123,6 @@ impl NatsBus {
         let names = Names::new(&options.stream, &options.subject_prefix)?;
         let mut connect = async_nats::ConnectOptions::new()
             .name("mammoth")
-            .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5));
         if let Some(credentials) = &options.credentials {
             connect = connect.credentials(credentials).map_err(|error| {
@@ -132,8 +131,8 @@ impl NatsBus {
                 ))
             })?;
         }
-        // retry_on_initial_connect keeps trying in the background; the first request below
-        // (bounded by the request timeout) tells whether a server answers.
+        // The first connection fails fast when no server answers; once connected, the client
+        // reconnects by itself after a broker restart.
         let client = tokio::time::timeout(Duration::from_secs(10), connect.connect(url))
             .await
             .map_err(nats("connecting (is nats-server running?)"))?
