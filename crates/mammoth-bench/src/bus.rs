@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mammoth_core::bus::{
-    ConsumerGroup, Failure, MessageBus as _, OutgoingMessage, SubscribeOptions, Topic, TopicMap,
+    ConsumerGroup, Failure, MessageBus as _, OutgoingMessage, RetryPolicy, SubscribeOptions, Topic,
+    TopicMap,
 };
 use mammoth_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use mammoth_runtime::{BusWorker, Relay};
@@ -27,6 +28,11 @@ pub struct BusBenchOptions {
     pub relay_events: u64,
     /// Directory for the database files (default: the system's temp directory).
     pub dir: Option<PathBuf>,
+    /// The retry policy the end-to-end worker subscribes with (`[message_bus.retry]`).
+    pub retry: RetryPolicy,
+    /// Which topics the relay publishes the events to (`[message_bus.topics]`); `None`:
+    /// every event to `events`.
+    pub topics: Option<TopicMap>,
 }
 
 impl Default for BusBenchOptions {
@@ -37,6 +43,8 @@ impl Default for BusBenchOptions {
             publishers: 16,
             relay_events: 100_000,
             dir: None,
+            retry: RetryPolicy::default(),
+            topics: None,
         }
     }
 }
@@ -75,6 +83,8 @@ pub struct BusBenchResult {
     pub runs: Vec<BusRun>,
     /// The median of each number over the runs.
     pub median: BusRun,
+    /// The topics the relay published to (in the last run), by the configured topic map.
+    pub relay_topics: Vec<String>,
 }
 
 fn fail(what: &str) -> impl Fn(String) -> crate::BenchError + '_ {
@@ -87,6 +97,7 @@ fn fail(what: &str) -> impl Fn(String) -> crate::BenchError + '_ {
 /// When a database cannot be created or an operation fails.
 pub async fn bench_bus(options: &BusBenchOptions) -> Result<BusBenchResult, crate::BenchError> {
     let mut runs = Vec::new();
+    let mut relay_topics = Vec::new();
     for _ in 0..options.runs.max(1) {
         let dir = match &options.dir {
             Some(dir) => tempfile::tempdir_in(dir),
@@ -95,7 +106,8 @@ pub async fn bench_bus(options: &BusBenchOptions) -> Result<BusBenchResult, crat
         .map_err(|e| fail("temp dir")(e.to_string()))?;
         let raw = raw_appends(&dir.path().join("raw.db"), options).await?;
         let (bus, p50, p99) = end_to_end(&dir.path().join("bus.db"), options).await?;
-        let relay = relay(&dir.path().join("relay.db"), options).await?;
+        let (relay, topics) = relay(&dir.path().join("relay.db"), options).await?;
+        relay_topics = topics;
         runs.push(BusRun {
             raw_appends_per_sec: raw,
             bus_messages_per_sec: bus,
@@ -116,7 +128,11 @@ pub async fn bench_bus(options: &BusBenchOptions) -> Result<BusBenchResult, crat
         bus_p99_us: median(|r| r.bus_p99_us as f64) as u64,
         relay_events_per_sec: median(|r| r.relay_events_per_sec),
     };
-    Ok(BusBenchResult { runs, median })
+    Ok(BusBenchResult {
+        runs,
+        median,
+        relay_topics,
+    })
 }
 
 fn open_store(path: &Path) -> Result<SqliteEventStore, crate::BenchError> {
@@ -170,7 +186,14 @@ async fn end_to_end(
     let topic = Topic::new("bench").map_err(|e| fail("topic")(e.to_string()))?;
     let group = ConsumerGroup::new("bench").map_err(|e| fail("group")(e.to_string()))?;
     let consumer = bus
-        .subscribe(&topic, &group, SubscribeOptions::default())
+        .subscribe(
+            &topic,
+            &group,
+            SubscribeOptions {
+                retry: options.retry,
+                ..SubscribeOptions::default()
+            },
+        )
         .await
         .map_err(|e| fail("subscribe")(e.to_string()))?;
     let base = Instant::now();
@@ -246,8 +269,12 @@ async fn end_to_end(
     Ok((latencies.len() as f64 / elapsed, at(0.5), at(0.99)))
 }
 
-/// Appends `relay_events` events in 100-event batches, then times one relay catch-up.
-async fn relay(path: &Path, options: &BusBenchOptions) -> Result<f64, crate::BenchError> {
+/// Appends `relay_events` events in 100-event batches, then times one relay catch-up. Returns
+/// the rate and the topics that received messages.
+async fn relay(
+    path: &Path,
+    options: &BusBenchOptions,
+) -> Result<(f64, Vec<String>), crate::BenchError> {
     let store = open_store(path)?;
     let mut appended = 0;
     while appended < options.relay_events {
@@ -264,17 +291,30 @@ async fn relay(path: &Path, options: &BusBenchOptions) -> Result<f64, crate::Ben
         appended += 100;
     }
     let bus = SqliteBus::open_default(path).map_err(|e| fail("open bus")(e.to_string()))?;
-    let topic = Topic::new("events").map_err(|e| fail("topic")(e.to_string()))?;
-    let relay = Relay::new("bench", store.clone(), bus, TopicMap::all_to(topic));
+    let topics = match &options.topics {
+        Some(topics) => topics.clone(),
+        None => TopicMap::all_to(Topic::new("events").map_err(|e| fail("topic")(e.to_string()))?),
+    };
+    let relay = Relay::new("bench", store.clone(), bus.clone(), topics);
     let started = Instant::now();
     let progress = relay
         .catch_up()
         .await
         .map_err(|e| fail("relay")(e.to_string()))?;
     let elapsed = started.elapsed().as_secs_f64();
+    let mut published: Vec<String> = bus
+        .stats()
+        .await
+        .map_err(|e| fail("bus stats")(e.to_string()))?
+        .into_iter()
+        .filter(|row| row.messages > 0)
+        .map(|row| row.topic)
+        .collect();
+    published.sort();
+    published.dedup();
     store
         .close()
         .await
         .map_err(|e| fail("close")(e.to_string()))?;
-    Ok(progress.published as f64 / elapsed)
+    Ok((progress.published as f64 / elapsed, published))
 }

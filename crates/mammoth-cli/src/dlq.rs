@@ -1,6 +1,8 @@
 //! `mammoth dlq list|show|replay|discard`: the dead-letter queue of the configured bus. Every
 //! dead letter keeps its message, group, last error, attempt count and first and last failure
-//! times; replay delivers it again to the group that failed it; discard removes it for good.
+//! times; replay delivers it again to the group that failed it (as attempt 1, under the retry
+//! policy `[message_bus.retry]` configures, which the report states); discard removes it for
+//! good.
 
 use clap::{Args, Subcommand};
 use mammoth_core::bus::{ConsumerGroup, DeadLetter, DeadLetterFilter, MessageBus as _, Topic};
@@ -191,10 +193,19 @@ pub async fn run(command: DlqCommand, global: &GlobalOptions) -> anyhow::Result<
             usage_error!("name a dead letter id, a filter (--topic, --group, --error) or --all");
         }
         DlqCommand::Replay(selection) => {
+            let retry = bus::policy(&settings)?.retry;
             let count = bus
                 .replay_dead_letters(&filter(selection.id, selection.filters)?)
                 .await?;
-            report(&mut out, "replayed", count)?;
+            if out.is_json() {
+                out.json_document(&serde_json::json!({ "replayed": count, "retry": retry }))?;
+            } else {
+                report(&mut out, "replayed", count)?;
+                out.line(format!(
+                    "each is delivered again as attempt 1 of {} ([message_bus.retry]: {:?} x{} up to {:?}), then dead-lettered again",
+                    retry.max_attempts, retry.base, retry.factor, retry.cap
+                ))?;
+            }
         }
         DlqCommand::Discard(selection) => {
             let count = bus

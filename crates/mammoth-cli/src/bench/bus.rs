@@ -1,5 +1,6 @@
 //! `mammoth bench bus`: the embedded bus end to end and the outbox relay, beside the raw
-//! append rate of the same run.
+//! append rate of the same run. The worker subscribes with `[message_bus.retry]` and the relay
+//! publishes by `[message_bus.topics]` of the configuration, as `mammoth serve` would.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use mammoth_bench::{BusBenchOptions, BusRun};
 use super::{check_seconds, filesystem_of};
 use crate::cli::GlobalOptions;
 use crate::output::{Columns, Output, thousands};
+use crate::{bus, settings};
 
 /// Arguments of `bench bus`.
 #[derive(Debug, Args)]
@@ -51,6 +53,9 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         options.runs = usize::from(runs);
     }
     options.dir = args.path;
+    let policy = bus::policy(&settings::load(global.config.as_deref())?)?;
+    options.retry = policy.retry;
+    options.topics = Some(policy.topics);
     let dir = options.dir.clone().unwrap_or_else(std::env::temp_dir);
     let filesystem = filesystem_of(&dir);
     let result = mammoth_bench::bench_bus(&options).await?;
@@ -62,6 +67,8 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
             "seconds": options.duration.as_secs_f64(),
             "relay_events": options.relay_events,
             "filesystem": filesystem,
+            "retry": options.retry,
+            "relay_topics": result.relay_topics,
             "runs": result.runs,
             "median": result.median,
         }))?;
@@ -95,6 +102,15 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         "\n{} publishers, one message per publish (each durable before it returns; concurrent publishes share an fsync), one worker acking in batches of up to 256; relay of {} events in batches of 512",
         options.publishers,
         thousands(options.relay_events)
+    ))?;
+    let retry = &options.retry;
+    out.line(format!(
+        "configured: retry {} attempts, {:?} x{} up to {:?} ([message_bus.retry]); relay topics {} ([message_bus.topics])",
+        retry.max_attempts,
+        retry.base,
+        retry.factor,
+        retry.cap,
+        result.relay_topics.join(", ")
     ))?;
     out.flush()
 }
