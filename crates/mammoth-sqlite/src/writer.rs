@@ -21,7 +21,7 @@ use mammoth_core::validate::{PreparedEvent, StoredAt, idempotent_replay};
 use mammoth_core::{
     AppendResult, ExpectedVersion, Position, StoreError, StreamId, Version, now_micros,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{oneshot, watch};
 
 use crate::durable::{Acknowledger, Committed, Reply};
@@ -122,7 +122,7 @@ impl Writer {
     /// Re-derives the stream index from the log's tail after a crash or an unclean stop.
     fn rebuild_index(&mut self) -> Result<(), StoreError> {
         let action = "rebuilding the stream index";
-        let tx = self.conn.transaction().map_err(on(action))?;
+        let tx = begin_immediate(&mut self.conn).map_err(on(action))?;
         let indexed: i64 = tx
             .query_row(
                 "SELECT value FROM mammoth_meta WHERE key = ?1",
@@ -260,7 +260,7 @@ impl Writer {
         let Self {
             conn, heads, tail, ..
         } = self;
-        let tx = conn.transaction().map_err(on("starting a transaction"))?;
+        let tx = begin_immediate(conn).map_err(on("starting a transaction"))?;
         let mut results = Vec::with_capacity(group.len());
         for append in group {
             let current = match effects.heads.get(&append.stream) {
@@ -309,10 +309,7 @@ impl Writer {
             tail.indexed_through
         };
         let through = self.next_position - 1;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(on("flushing the stream index"))?;
+        let tx = begin_immediate(&mut self.conn).map_err(on("flushing the stream index"))?;
         index_log(&tx, after, through).map_err(on("flushing the stream index"))?;
         tx.commit().map_err(on("flushing the stream index"))?;
         let mut tail = self.tail.write();
@@ -488,4 +485,12 @@ fn fsync_failed() -> StoreError {
         "an earlier fsync of the write-ahead log failed; the store refuses appends until it is reopened",
         false,
     )
+}
+
+/// Starts a transaction that takes SQLite's write lock at once. A deferred transaction that
+/// reads before it writes fails at its first write, without waiting, when another connection
+/// (the embedded bus, a checkpoint or snapshot store in the same file) committed in between;
+/// an immediate one waits for the lock (busy timeout) instead.
+fn begin_immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
