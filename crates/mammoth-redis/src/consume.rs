@@ -38,13 +38,13 @@ pub struct RedisConsumer {
 }
 
 /// Where a receipt points: `kind:entry id:delivery count`.
-struct Entry<'a> {
-    kind: &'a str,
-    id: &'a str,
-    count: &'a str,
+pub(crate) struct Entry<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) count: &'a str,
 }
 
-fn entry(receipt: &Receipt) -> Result<Entry<'_>, BusError> {
+pub(crate) fn entry(receipt: &Receipt) -> Result<Entry<'_>, BusError> {
     let mut parts = receipt.as_str().splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(kind @ ("m" | "r")), Some(id), Some(count)) => Ok(Entry { kind, id, count }),
@@ -101,18 +101,8 @@ impl RedisConsumer {
         invocation
     }
 
-    /// The idle time after which a delivery is taken over: the visibility timeout, rounded
-    /// up to a whole millisecond plus one (Redis counts idle time in milliseconds, and a
-    /// delivery must not come back before its timeout).
     fn min_idle(&self) -> u64 {
-        let timeout = self.options.visibility_timeout;
-        let whole = millis(timeout);
-        let rounded = if Duration::from_millis(whole) < timeout {
-            whole + 1
-        } else {
-            whole
-        };
-        rounded.saturating_add(1)
+        min_idle(self.options.visibility_timeout)
     }
 
     async fn claim(&self, max: usize) -> Result<Vec<Delivery>, BusError> {
@@ -146,6 +136,15 @@ impl RedisConsumer {
             })
             .collect()
     }
+}
+
+/// The idle time after which a delivery is taken over: the visibility timeout, rounded up to
+/// a whole millisecond plus one (Redis counts idle time in milliseconds, and a delivery must
+/// not come back before its timeout).
+pub(crate) fn min_idle(timeout: Duration) -> u64 {
+    let whole = millis(timeout);
+    let rounded = whole + u64::from(Duration::from_millis(whole) < timeout);
+    rounded.saturating_add(1)
 }
 
 /// A message from a stream entry's fields.

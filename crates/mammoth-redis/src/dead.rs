@@ -14,7 +14,7 @@ const PAGE: usize = 256;
 
 type RawEntry = (String, Vec<Vec<u8>>);
 
-fn is_entry_id(id: &str) -> bool {
+pub(crate) fn is_entry_id(id: &str) -> bool {
     let mut parts = id.split('-');
     let numeric = |part: Option<&str>| {
         part.is_some_and(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))

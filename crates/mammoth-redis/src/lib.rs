@@ -34,6 +34,8 @@ mod bus;
 mod consume;
 mod dead;
 mod scripts;
+#[cfg(test)]
+mod tests;
 
 pub use bus::{RedisBus, RedisBusOptions};
 pub use consume::RedisConsumer;
