@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use mammoth_runtime::{CommandContext, CommandError, Committed, QueryError, QueryOptions};
@@ -270,9 +270,10 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
 pub async fn run_query(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(mut params): Query<BTreeMap<String, String>>,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     checked("query", &name)?;
+    let Query(mut params) = params?;
     let Some(handler) = state.registry().queries.get(&name).cloned() else {
         let known = state.registry().query_names().join(", ");
         return Err(ApiError::not_found(
