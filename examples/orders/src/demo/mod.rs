@@ -38,7 +38,7 @@ use mammoth_runtime::{BusWorker, Relay};
 use mammoth_sqlite::snapshot::SqliteSnapshotStore;
 use mammoth_sqlite::{
     SqliteBus, SqliteBusOptions, SqliteCheckpointStore, SqliteEventStore, SqliteOptions,
-    SqliteReadModel,
+    SqliteReadModel, SqliteTimerStore,
 };
 use tokio::sync::watch;
 
@@ -299,7 +299,7 @@ async fn run_on(
     };
 
     let saga = OrderSaga::new(options.payment_deadline);
-    let timers = mammoth_core::saga::InMemoryTimerStore::new();
+    let timers = SqliteTimerStore::open(&bus_path)?;
     let checkpoints = SqliteCheckpointStore::open(&bus_path)?;
     let sagas =
         SagaRunner::with_options(saga, store.clone(), timers, checkpoints, options.saga).spawn();
@@ -364,9 +364,16 @@ async fn run_on(
 
     // Follow the log for the run's saga records.
     let seen = Arc::new(Mutex::new(Seen::default()));
+    // A new run id has nothing before the start; a given one (a restarted run) may have
+    // sagas that ended in an earlier process.
+    let follow_from = if options.run_id.is_some() {
+        1
+    } else {
+        start_head + 1
+    };
     let follower = tokio::spawn(follow(
         store.clone(),
-        start_head + 1,
+        follow_from,
         prefix.clone(),
         Arc::clone(&seen),
         shutdown(),
