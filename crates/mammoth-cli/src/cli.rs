@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, bus, config, dlq, events, projections, serve, store_cmd};
+use crate::{bench, bus, config, demo, dlq, events, projections, serve, store_cmd};
 
 const AFTER_LONG_HELP: &str = "\
 Configuration:
@@ -118,4 +118,12 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth serve\n  mammoth serve --listen 127.0.0.1:0\n  curl -s localhost:8080/events?limit=5"
     )]
     Serve(serve::ServeArgs),
+
+    /// Run the seed's order saga end to end on the embedded backends: stock, N concurrent
+    /// orders, the saga, the inventory/payment/order services on the bus, the projection and
+    /// the relay; a live progress bar, a summary, and invariant checks (exit 1 if one fails).
+    #[command(
+        after_long_help = "Examples:\n  mammoth demo\n  mammoth demo --orders 200 --payment-failure-rate 0.2 --poison 3\n  mammoth demo --reset --json\n  mammoth demo --data-dir /tmp/demo --payment-deadline 5s"
+    )]
+    Demo(demo::DemoArgs),
 }

@@ -6,6 +6,7 @@ mod bus;
 mod bus_backend;
 mod cli;
 mod config;
+mod demo;
 mod dlq;
 mod events;
 mod exit;
@@ -57,5 +58,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bus(command) => bus::run(command, &cli.global).await,
         Command::Projections(command) => projections::run(command, &cli.global).await,
         Command::Serve(args) => serve::run(args, &cli.global).await,
+        Command::Demo(args) => demo::run(args, &cli.global).await,
     }
 }
