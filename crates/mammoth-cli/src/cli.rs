@@ -126,4 +126,16 @@ pub enum Command {
         after_long_help = "Examples:\n  mammoth demo\n  mammoth demo --orders 200 --payment-failure-rate 0.2 --poison 3\n  mammoth demo --reset --json\n  mammoth demo --data-dir /tmp/demo --payment-deadline 5s"
     )]
     Demo(demo::DemoArgs),
+
+    /// List the sagas (from the saga index, caught up first) and show one saga's timeline.
+    #[command(
+        subcommand,
+        after_long_help = "Examples:\n  mammoth sagas list\n  mammoth sagas list --type order --status compensated --json\n  mammoth sagas show order-42"
+    )]
+    Sagas(crate::sagas::SagasCommand),
+
+    /// One screen: store head and events, projections and saga runners with their lag, sagas
+    /// per type and status, bus depth and dead letters.
+    #[command(after_long_help = "Examples:\n  mammoth status\n  mammoth status --json")]
+    Status,
 }

@@ -12,9 +12,11 @@ mod events;
 mod exit;
 mod output;
 mod projections;
+mod sagas;
 mod serve;
 mod settings;
 mod sql_stats;
+mod status;
 mod store;
 mod store_cmd;
 
@@ -59,5 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(command) => projections::run(command, &cli.global).await,
         Command::Serve(args) => serve::run(args, &cli.global).await,
         Command::Demo(args) => demo::run(args, &cli.global).await,
+        Command::Sagas(command) => sagas::run(command, &cli.global).await,
+        Command::Status => status::run(&cli.global).await,
     }
 }

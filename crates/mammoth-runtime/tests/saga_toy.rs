@@ -156,12 +156,12 @@ pub async fn commands<S: EventStore + Clone + 'static>(store: &S) -> Vec<Recorde
 /// Answers every command not in `answered` as `answer` says; returns how many it answered.
 pub async fn serve<S: EventStore + Clone + 'static>(
     store: &S,
-    answered: &mut HashSet<uuid::Uuid>,
+    answered: &mut HashSet<String>,
     answer: impl Fn(&str) -> Answer,
 ) -> usize {
     let mut count = 0;
     for event in commands(store).await {
-        if answered.contains(&event.id) {
+        if answered.contains(&event.id.to_string()) {
             continue;
         }
         let received = SagaCommandContext::from_event(&event, event.data_json().unwrap());
@@ -190,7 +190,7 @@ pub async fn serve<S: EventStore + Clone + 'static>(
             }
             Answer::Silent => continue,
         }
-        answered.insert(event.id);
+        answered.insert(event.id.to_string());
         count += 1;
     }
     count

@@ -1,0 +1,172 @@
+//! `mammoth status`: one screen of everything — the store's head and event count, the SQL
+//! projections with their lag and state, the saga runners' checkpoints, the sagas per type and
+//! status, and the bus's depth and dead letters. A part that cannot be read says why and the
+//! rest is still shown.
+
+use mammoth_core::EventStore;
+use mammoth_core::bus::MessageBus as _;
+use mammoth_sqlite::ReadModelAdmin;
+use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
+use mammoth_sqlite::saga::SagaCount;
+use serde::Serialize;
+
+use crate::cli::GlobalOptions;
+use crate::output::{Output, thousands};
+use crate::settings;
+use crate::store::{self, Access};
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    backend: &'static str,
+    head: u64,
+    events: u64,
+    projections: Vec<ProjectionLine>,
+    sagas: Vec<SagaCount>,
+    bus: Option<BusLine>,
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProjectionLine {
+    name: String,
+    state: String,
+    checkpoint: u64,
+    lag: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct BusLine {
+    topics: usize,
+    depth: u64,
+    in_flight: u64,
+    dead_letters: u64,
+}
+
+/// Runs `mammoth status`.
+///
+/// # Errors
+/// Configuration errors and a store that cannot be opened; other parts report problems
+/// in the output instead.
+pub async fn run(global: &GlobalOptions) -> anyhow::Result<()> {
+    let settings = settings::load(global.config.as_deref())?;
+    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    let stats = store.stats().await?;
+    let head = store.head_position().await?;
+    let mut report = Report {
+        backend: stats.backend,
+        head,
+        events: stats.event_count,
+        ..Report::default()
+    };
+    let models = std::path::Path::new(DEFAULT_READ_MODEL_PATH);
+    if models.exists() {
+        match ReadModelAdmin::open(models).and_then(|admin| admin.status()) {
+            Ok(rows) => {
+                for row in rows.into_iter().filter(|row| row.active) {
+                    report.projections.push(ProjectionLine {
+                        name: row.name,
+                        state: row.state.label().to_owned(),
+                        checkpoint: row.checkpoint,
+                        lag: head.saturating_sub(row.checkpoint),
+                    });
+                }
+            }
+            Err(error) => report.problems.push(format!("projections: {error}")),
+        }
+    }
+    if let Ok(conn) = rusqlite::Connection::open_with_flags(
+        &settings.store.sqlite_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) && let Ok(mut statement) = conn
+        .prepare("SELECT name, position FROM checkpoints WHERE name LIKE 'saga-%' ORDER BY name")
+        && let Ok(rows) = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+    {
+        for (name, position) in rows.flatten() {
+            let checkpoint = u64::try_from(position).unwrap_or(0);
+            report.projections.push(ProjectionLine {
+                name,
+                state: "checkpoint".to_owned(),
+                checkpoint,
+                lag: head.saturating_sub(checkpoint),
+            });
+        }
+    }
+    match crate::sagas::counts(&settings, &store).await {
+        Ok(counts) => report.sagas = counts,
+        Err(error) => report.problems.push(format!("sagas: {error:#}")),
+    }
+    match crate::bus::open_configured(&settings, true).await {
+        Ok(bus) => match bus.stats().await {
+            Ok(topics) => {
+                let mut line = BusLine {
+                    topics: topics.len(),
+                    ..BusLine::default()
+                };
+                for topic in &topics {
+                    line.depth += topic.depth;
+                    line.in_flight += topic.in_flight;
+                    line.dead_letters += topic.dead_letters;
+                }
+                report.bus = Some(line);
+            }
+            Err(error) => report.problems.push(format!("bus: {error}")),
+        },
+        Err(error) => report.problems.push(format!("bus: {error:#}")),
+    }
+    print(&report, global.json)
+}
+
+fn print(report: &Report, json: bool) -> anyhow::Result<()> {
+    let mut out = Output::new(json);
+    if out.is_json() {
+        out.json_document(report)?;
+        return out.flush();
+    }
+    out.line(format!(
+        "store       {}: head {}, {} events",
+        report.backend,
+        thousands(report.head),
+        thousands(report.events)
+    ))?;
+    if report.projections.is_empty() {
+        out.line("projections none recorded")?;
+    }
+    for projection in &report.projections {
+        out.line(format!(
+            "projection  {}: {}, checkpoint {}, lag {}",
+            projection.name,
+            projection.state,
+            thousands(projection.checkpoint),
+            thousands(projection.lag)
+        ))?;
+    }
+    if report.sagas.is_empty() {
+        out.line("sagas       none")?;
+    }
+    let mut types: Vec<&str> = report.sagas.iter().map(|c| c.saga_type.as_str()).collect();
+    types.dedup();
+    for saga_type in types {
+        let counts: Vec<String> = report
+            .sagas
+            .iter()
+            .filter(|count| count.saga_type == saga_type)
+            .map(|count| format!("{} {}", count.status, thousands(count.count)))
+            .collect();
+        out.line(format!("sagas       {saga_type}: {}", counts.join(", ")))?;
+    }
+    if let Some(bus) = &report.bus {
+        out.line(format!(
+            "bus         {} topic groups: depth {}, in flight {}, dead letters {}",
+            bus.topics,
+            thousands(bus.depth),
+            thousands(bus.in_flight),
+            thousands(bus.dead_letters)
+        ))?;
+    }
+    for problem in &report.problems {
+        out.line(format!("problem     {problem}"))?;
+    }
+    out.flush()
+}
