@@ -3,6 +3,7 @@
 //! dead-letter stream and `AckTerm`) and extend (`AckProgress`) answer on the delivery's
 //! reply subject.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -41,7 +42,9 @@ pub(crate) fn now_micros() -> i64 {
 
 /// A consumer of one group on one topic. Clones share the consumer.
 #[derive(Clone)]
-pub struct NatsConsumer {
+pub struct NatsConsumer(Arc<Inner>);
+
+struct Inner {
     bus: NatsBus,
     consumer: consumer::PullConsumer,
     name: String,
@@ -53,7 +56,7 @@ pub struct NatsConsumer {
 impl std::fmt::Debug for NatsConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsConsumer")
-            .field("consumer", &self.name)
+            .field("consumer", &self.0.name)
             .finish_non_exhaustive()
     }
 }
@@ -94,14 +97,14 @@ impl NatsConsumer {
         group: ConsumerGroup,
         options: SubscribeOptions,
     ) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             bus,
             consumer,
             name,
             topic,
             group,
             options,
-        }
+        }))
     }
 
     /// Fetches up to `max` messages: those available now, or (`wait` > 0) the first to come
@@ -112,9 +115,10 @@ impl NatsConsumer {
         wait: Option<Duration>,
     ) -> Result<Vec<jetstream::Message>, BusError> {
         let batch = match wait {
-            None => self.consumer.fetch().max_messages(max).messages().await,
+            None => self.0.consumer.fetch().max_messages(max).messages().await,
             Some(wait) => {
-                self.consumer
+                self.0
+                    .consumer
                     .batch()
                     .max_messages(max)
                     .expires(wait)
@@ -162,7 +166,7 @@ impl NatsConsumer {
                 .map(|value| value.as_str().to_owned())
         };
         if let Some(only) = header(HEADER_REPLAY_GROUP)
-            && only != self.group.as_str()
+            && only != self.0.group.as_str()
         {
             self.send(&reply, AckKind::Ack).await?;
             return Ok(None);
@@ -173,7 +177,7 @@ impl NatsConsumer {
             .unwrap_or(Uuid::nil());
         let delivery = Delivery {
             message: Message {
-                topic: self.topic.clone(),
+                topic: self.0.topic.clone(),
                 id,
                 key: header(HEADER_KEY),
                 payload: message.payload.to_vec(),
@@ -181,16 +185,16 @@ impl NatsConsumer {
                 sequence,
                 published_at_micros: published,
             },
-            group: self.group.clone(),
+            group: self.0.group.clone(),
             attempt: delivered,
             receipt: Receipt::new(format!("{sequence} {delivered} {reply}")),
         };
         self.lease(sequence, Some(delivered));
-        let max_attempts = self.options.retry.max_attempts.max(1);
+        let max_attempts = self.0.options.retry.max_attempts.max(1);
         if delivered > max_attempts {
             let error = format!(
                 "visibility timeout ({:?}) expired on the last attempt ({max_attempts}) without an ack or a nack",
-                self.options.visibility_timeout
+                self.0.options.visibility_timeout
             );
             let mut letter = delivery;
             letter.attempt = max_attempts;
@@ -203,12 +207,13 @@ impl NatsConsumer {
     /// Records (`Some`) or forgets (`None`) the latest delivery count of `sequence`.
     fn lease(&self, sequence: u64, delivered: Option<u32>) {
         let mut leases = self
+            .0
             .bus
             .shared
             .leases
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (self.name.clone(), sequence);
+        let key = (self.0.name.clone(), sequence);
         match delivered {
             Some(count) => {
                 leases.insert(key, count);
@@ -222,25 +227,27 @@ impl NatsConsumer {
     /// Runs `f` on this consumer's ordering gate.
     fn gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> R {
         let mut gates = self
+            .0
             .bus
             .shared
             .gates
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(gates.entry(self.name.clone()).or_default())
+        f(gates.entry(self.0.name.clone()).or_default())
     }
 
     /// Keeps the leases of held-back deliveries alive.
     async fn extend_held(&self) -> Result<(), BusError> {
         let before = Instant::now()
-            .checked_sub(self.options.visibility_timeout / 3)
+            .checked_sub(self.0.options.visibility_timeout / 3)
             .unwrap_or_else(Instant::now);
         let receipts = self.gate(|gate| gate.due_for_extension(before));
         for receipt in receipts {
             let receipt = Receipt::new(receipt);
             let handle = parse_receipt(&receipt)?;
             let payload: Bytes = AckKind::Progress.into();
-            self.bus
+            self.0
+                .bus
                 .shared
                 .client
                 .publish(handle.reply.to_owned(), payload)
@@ -253,18 +260,19 @@ impl NatsConsumer {
     /// True when `handle` is the latest delivery of its message this bus handed out.
     fn current(&self, handle: &Handle<'_>) -> bool {
         let leases = self
+            .0
             .bus
             .shared
             .leases
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        leases.get(&(self.name.clone(), handle.sequence)) == Some(&handle.delivered)
+        leases.get(&(self.0.name.clone(), handle.sequence)) == Some(&handle.delivered)
     }
 
     /// Sends an acknowledgement of `kind`; `Ack` is fire-and-forget (flushed by the caller),
     /// the others wait for the server's confirmation.
     async fn send(&self, reply: &str, kind: AckKind) -> Result<(), BusError> {
-        let client = &self.bus.shared.client;
+        let client = &self.0.bus.shared.client;
         let payload: Bytes = kind.into();
         if matches!(kind, AckKind::Ack) {
             return client
@@ -281,11 +289,12 @@ impl NatsConsumer {
     }
 
     fn failure_key(&self, sequence: u64) -> String {
-        names::failure_key(&self.name, sequence)
+        names::failure_key(&self.0.name, sequence)
     }
 
     async fn failure_record(&self, sequence: u64) -> Result<Option<FailureRecord>, BusError> {
         let value = self
+            .0
             .bus
             .shared
             .failures
@@ -295,7 +304,8 @@ impl NatsConsumer {
     }
 
     async fn forget_failure(&self, sequence: u64) -> Result<(), BusError> {
-        self.bus
+        self.0
+            .bus
             .shared
             .failures
             .delete(&self.failure_key(sequence))
@@ -317,10 +327,11 @@ impl NatsConsumer {
             None
         };
         let id = self
+            .0
             .bus
             .publish_dead_letter(
                 delivery,
-                &self.name,
+                &self.0.name,
                 error,
                 record.map_or(now, |record| record.first_failed_at_micros),
                 now,
@@ -328,7 +339,7 @@ impl NatsConsumer {
             .await?;
         self.send(reply, AckKind::Term).await?;
         self.lease(sequence, None);
-        if self.options.ordered_by_key {
+        if self.0.options.ordered_by_key {
             self.gate(|gate| gate.done(delivery.message.key.as_deref(), sequence));
         }
         if record.is_some() {
@@ -359,7 +370,7 @@ impl BusConsumer for NatsConsumer {
                 "receive at least one message (max 0)".to_owned(),
             ));
         }
-        let ordered = self.options.ordered_by_key;
+        let ordered = self.0.options.ordered_by_key;
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
         loop {
@@ -418,7 +429,7 @@ impl BusConsumer for NatsConsumer {
             if self.current(&handle) {
                 self.lease(handle.sequence, None);
             }
-            if self.options.ordered_by_key {
+            if self.0.options.ordered_by_key {
                 let key = delivery.message.key.as_deref();
                 self.gate(|gate| gate.done(key, handle.sequence));
             }
@@ -426,7 +437,8 @@ impl BusConsumer for NatsConsumer {
                 self.forget_failure(handle.sequence).await?;
             }
         }
-        self.bus
+        self.0
+            .bus
             .shared
             .client
             .flush()
@@ -439,7 +451,7 @@ impl BusConsumer for NatsConsumer {
         if !self.current(&handle) {
             return Ok(NackOutcome::Stale);
         }
-        let policy = &self.options.retry;
+        let policy = &self.0.options.retry;
         let delay = match failure.action {
             NackAction::DeadLetter => None,
             _ if policy.exhausted(delivery.attempt) => None,
@@ -461,7 +473,8 @@ impl BusConsumer for NatsConsumer {
             due_at_micros: now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX)),
         };
         let value = serde_json::to_vec(&record).unwrap_or_default();
-        self.bus
+        self.0
+            .bus
             .shared
             .failures
             .put(&self.failure_key(handle.sequence), value.into())
