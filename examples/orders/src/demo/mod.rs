@@ -317,7 +317,7 @@ async fn run_on(
         charge_window: Some(options.payment_deadline * 3 / 5),
     };
     let services = Services::new(Arc::clone(&app), store.clone(), payment);
-    let retry = options.bus_retry.clone().unwrap_or_else(fast_retry);
+    let retry = options.bus_retry.unwrap_or_else(fast_retry);
     let subscribe = SubscribeOptions {
         retry,
         visibility_timeout: Duration::from_secs(30),

@@ -192,7 +192,7 @@ pub fn order(run_id: &str, n: usize, warehouses: usize, seed: u64) -> CreateOrde
     let warehouse = n % warehouses.max(1);
     let first = (hash % PRODUCTS.len() as u64) as usize;
     let mut picks = vec![(PRODUCTS[first], 1 + (hash >> 8) % 3)];
-    if (hash >> 16) % 2 == 0 {
+    if (hash >> 16).is_multiple_of(2) {
         let second = (first + 1 + ((hash >> 20) % 4) as usize) % PRODUCTS.len();
         picks.push((PRODUCTS[second], 1 + (hash >> 24) % 3));
     }
