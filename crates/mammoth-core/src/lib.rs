@@ -37,6 +37,7 @@ mod snapshot;
 mod store;
 mod subscription;
 mod upcast;
+pub mod plan;
 pub mod validate;
 
 pub use aggregate::Aggregate;

@@ -16,7 +16,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use mammoth_core::validate::{PreparedEvent, StoredAt, idempotent_replay};
+use mammoth_core::plan::{GroupAppend, Outcome, Rows, plan, reply_all};
+use mammoth_core::validate::{PreparedEvent, StoredAt};
 use mammoth_core::{
     AppendResult, ExpectedVersion, Position, StoreError, StreamId, Version, now_micros,
 };
@@ -69,19 +70,18 @@ impl Append {
     }
 }
 
-/// What planning decided for one append.
-enum Outcome {
-    /// Answered without writing: a replay, a conflict, or a bad id.
-    Done(Result<AppendResult, StoreError>),
-    /// Its ids were just written by an earlier append of the same group: answer it in the
-    /// next group, once those rows are committed and can be looked up.
-    Deferred,
-    /// Written as rows `offset..offset + count` of the group.
-    Written {
-        first_version: Version,
-        offset: u64,
-        count: u64,
-    },
+impl GroupAppend for Append {
+    fn stream(&self) -> &StreamId {
+        &self.stream
+    }
+
+    fn expected(&self) -> ExpectedVersion {
+        self.expected
+    }
+
+    fn events(&self) -> &[PreparedEvent] {
+        &self.events
+    }
 }
 
 /// Why a group failed.
@@ -183,7 +183,11 @@ impl Writer {
         loop {
             attempt += 1;
             match self.try_group(&group).await {
-                Ok(outcomes) => return reply_all(group, outcomes),
+                Ok(outcomes) => {
+                    return reply_all(group, outcomes, BACKEND, |append, result| {
+                        let _ = append.reply.send(result);
+                    });
+                }
                 Err(GroupError::Unique) if attempt < MAX_ATTEMPTS => {
                     for append in &group {
                         self.heads.remove(&append.stream);
@@ -372,134 +376,6 @@ async fn write_rows(
     }
     conn.query_drop("COMMIT").await?;
     Ok(base)
-}
-
-/// Sends every answered append its result and returns the deferred ones.
-fn reply_all(group: Vec<Append>, outcomes: Vec<Outcome>) -> Vec<Append> {
-    let mut deferred = Vec::new();
-    for (append, outcome) in group.into_iter().zip(outcomes) {
-        match outcome {
-            Outcome::Done(result) => {
-                let _ = append.reply.send(result);
-            }
-            Outcome::Deferred => deferred.push(append),
-            Outcome::Written { .. } => {
-                let _ = append.reply.send(Err(StoreError::backend(
-                    BACKEND,
-                    "appending events",
-                    "internal error: a written append has no result",
-                    false,
-                )));
-            }
-        }
-    }
-    deferred
-}
-
-/// The group's rows as column arrays for `unnest`, and the stream heads they leave.
-#[derive(Default)]
-struct Rows<'a> {
-    count: u64,
-    streams: Vec<&'a str>,
-    versions: Vec<i64>,
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    schema_versions: Vec<i64>,
-    data: Vec<&'a str>,
-    metadata: Vec<&'a str>,
-    heads: HashMap<StreamId, Version>,
-}
-
-/// Decides each append of `group` against the stream heads and the stored ids. `Err` lists
-/// streams whose cached head refused an append and must be re-read before a conflict is
-/// reported.
-fn plan<'a>(
-    group: &'a [Append],
-    heads: &HashMap<StreamId, Version>,
-    fresh: &HashSet<StreamId>,
-    found: &HashMap<Uuid, StoredAt>,
-) -> Result<(Vec<Outcome>, Rows<'a>), Vec<StreamId>> {
-    let mut rows = Rows::default();
-    let mut outcomes = Vec::with_capacity(group.len());
-    let mut written_ids: HashSet<Uuid> = HashSet::new();
-    let mut stale = Vec::new();
-    for append in group {
-        if append.events.iter().any(|event| event.id_given) {
-            if append
-                .events
-                .iter()
-                .any(|event| event.id_given && written_ids.contains(&event.id))
-            {
-                outcomes.push(Outcome::Deferred);
-                continue;
-            }
-            let ids: Vec<Uuid> = append.events.iter().map(|event| event.id).collect();
-            let places: Vec<Option<StoredAt>> = append
-                .events
-                .iter()
-                .map(|event| {
-                    event
-                        .id_given
-                        .then(|| found.get(&event.id).cloned())
-                        .flatten()
-                })
-                .collect();
-            match idempotent_replay(&append.stream, &ids, &places) {
-                Ok(None) => {}
-                Ok(Some(first)) => {
-                    outcomes.push(Outcome::Done(Ok(first)));
-                    continue;
-                }
-                Err(error) => {
-                    outcomes.push(Outcome::Done(Err(error)));
-                    continue;
-                }
-            }
-        }
-        let current = rows
-            .heads
-            .get(&append.stream)
-            .or_else(|| heads.get(&append.stream))
-            .copied()
-            .unwrap_or(0);
-        if !append.expected.is_satisfied_by(current) {
-            if !fresh.contains(&append.stream) && !rows.heads.contains_key(&append.stream) {
-                stale.push(append.stream.clone());
-            }
-            outcomes.push(Outcome::Done(Err(StoreError::Conflict {
-                stream: append.stream.clone(),
-                expected: append.expected,
-                actual: current,
-            })));
-            continue;
-        }
-        let offset = rows.count;
-        for (index, event) in append.events.iter().enumerate() {
-            rows.streams.push(append.stream.as_str());
-            rows.versions.push((current + 1 + index as Version) as i64);
-            rows.ids.push(event.id);
-            rows.types.push(&event.event_type);
-            rows.schema_versions.push(i64::from(event.schema_version));
-            rows.data.push(&event.data);
-            rows.metadata.push(&event.metadata);
-            written_ids.insert(event.id);
-        }
-        let count = append.events.len() as u64;
-        rows.count += count;
-        rows.heads.insert(append.stream.clone(), current + count);
-        outcomes.push(Outcome::Written {
-            first_version: current + 1,
-            offset,
-            count,
-        });
-    }
-    if stale.is_empty() {
-        Ok((outcomes, rows))
-    } else {
-        stale.sort_unstable();
-        stale.dedup();
-        Err(stale)
-    }
 }
 
 /// Where each of `ids` is stored, for those that are.
