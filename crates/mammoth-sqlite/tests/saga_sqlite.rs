@@ -86,14 +86,13 @@ async fn two_runners_on_one_sqlite_file_never_both_advance_one_saga() {
     for id in 0..sagas {
         request_trip(&store, &id.to_string()).await;
     }
-    // One timer store for both runners (one process); its table is in the store's file.
-    let timers = SqliteTimerStore::open(&path).unwrap();
+    // Each runner has its own connections to the file, as two processes would.
     let make = |checkpoint: &str| {
         let checkpoints = SqliteCheckpointStore::open(dir.path().join(checkpoint)).unwrap();
         SagaRunner::with_options(
             Trip { deadline: hour },
             store.clone(),
-            timers.clone(),
+            SqliteTimerStore::open(&path).unwrap(),
             checkpoints,
             SagaOptions {
                 concurrency: 8,
