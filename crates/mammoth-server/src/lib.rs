@@ -10,7 +10,8 @@
 //!   resumes after `Last-Event-ID`.
 //! - Application: `POST /commands/{name}` and `GET /queries/{name}?min_position=P` for what
 //!   an [`AppRegistry`] names.
-//! - Admin: projections, dead letters, bus stats ([`ProjectionsAdmin`], [`BusAdmin`]).
+//! - Admin: projections, sagas, dead letters, bus stats ([`ProjectionsAdmin`], [`SagaAdmin`],
+//!   [`BusAdmin`]).
 //! - Operations: `/health`, `/ready`, `/metrics` (Prometheus), `/openapi.json` (generated
 //!   from the handlers by utoipa; every served route is in it).
 //!
@@ -40,6 +41,7 @@ pub mod ops;
 #[cfg(feature = "orders")]
 pub mod orders;
 mod routes;
+pub mod sagas;
 mod sqlite_admin;
 mod state;
 mod store;
@@ -56,6 +58,7 @@ pub use admin::{AdminError, BusAdmin, ProjectionRow, ProjectionsAdmin};
 pub use app::AppRegistry;
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
+pub use sagas::{SagaAdmin, SqliteSagas};
 pub use sqlite_admin::{SqliteProjections, SqliteReadModelEntry};
 pub use state::AppState;
 pub use store::{BoxFuture, DynStore, SharedStore};
@@ -122,6 +125,7 @@ pub struct Server {
     registry: AppRegistry,
     projections: Option<Arc<dyn ProjectionsAdmin>>,
     bus: Option<Arc<dyn BusAdmin>>,
+    sagas: Option<Arc<dyn SagaAdmin>>,
     config: ServerConfig,
 }
 
@@ -134,6 +138,7 @@ impl Server {
             registry: AppRegistry::new(),
             projections: None,
             bus: None,
+            sagas: None,
             config: ServerConfig::default(),
         }
     }
@@ -168,6 +173,12 @@ impl Server {
         self
     }
 
+    /// Serves the saga routes and the saga counts in `/metrics`.
+    pub fn sagas(mut self, sagas: impl SagaAdmin + 'static) -> Self {
+        self.sagas = Some(Arc::new(sagas));
+        self
+    }
+
     /// The router and the OpenAPI document it serves, with `shutdown` as the signal that ends
     /// live subscriptions.
     ///
@@ -184,6 +195,7 @@ impl Server {
             registry: self.registry,
             projections: self.projections,
             bus: self.bus,
+            sagas: self.sagas,
             metrics: Metrics::new(),
             metrics_enabled: config.metrics_enabled,
             shutdown,

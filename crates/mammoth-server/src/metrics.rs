@@ -122,6 +122,16 @@ impl Metrics {
         });
     }
 
+    /// How many sagas of each type are in each status.
+    pub fn sagas(&self, counts: &[mammoth_sqlite::saga::SagaCount]) {
+        self.record(|| {
+            for row in counts {
+                gauge!("mammoth_sagas", "saga_type" => row.saga_type.clone(), "status" => row.status.clone())
+                    .set(row.count as f64);
+            }
+        });
+    }
+
     /// The head of the global log.
     pub fn head(&self, backend: &'static str, head: u64) {
         self.record(|| gauge!("mammoth_head_position", "backend" => backend).set(head as f64));

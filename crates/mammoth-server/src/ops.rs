@@ -78,8 +78,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) 
 }
 
 /// The metrics in the Prometheus text format: appends and append latency per backend, reads,
-/// command and query latency per name, projection lag and state, bus depth, retries and
-/// dead letters. Served at `metrics.path` (default `/metrics`).
+/// command and query latency per name, projection lag and state, sagas per type and status,
+/// bus depth, retries and dead letters. Served at `metrics.path` (default `/metrics`).
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
@@ -95,6 +95,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             }
         }
         Err(error) => tracing::warn!(%error, "metrics: the store did not answer"),
+    }
+    if let Some(sagas) = state.sagas() {
+        match sagas.counts().await {
+            Ok(counts) => state.metrics().sagas(&counts),
+            Err(error) => tracing::warn!(%error, "metrics: the saga index did not answer"),
+        }
     }
     if let Some(bus) = state.bus() {
         match bus.stats().await {

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::ops::Document;
 use crate::state::AppState;
-use crate::{ServerConfig, ServerError, admin, app, events, ops};
+use crate::{ServerConfig, ServerError, admin, app, events, ops, sagas};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,7 +27,7 @@ use crate::{ServerConfig, ServerError, admin, app, events, ops};
     tags(
         (name = "events", description = "The event store: streams, the global log, live subscriptions"),
         (name = "app", description = "The registered application's commands and queries"),
-        (name = "admin", description = "Projections, dead letters, bus"),
+        (name = "admin", description = "Projections, sagas, dead letters, bus"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -69,6 +69,8 @@ pub(crate) fn build(
         .routes(routes!(admin::show_dead_letter, admin::discard_dead_letter))
         .routes(routes!(admin::replay_dead_letter))
         .routes(routes!(admin::bus_stats))
+        .routes(routes!(sagas::list_sagas))
+        .routes(routes!(sagas::show_saga))
         .routes(routes!(ops::health))
         .routes(routes!(ops::ready))
         .routes(routes!(ops::openapi))

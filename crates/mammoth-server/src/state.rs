@@ -16,6 +16,7 @@ pub(crate) struct Inner {
     pub(crate) registry: AppRegistry,
     pub(crate) projections: Option<Arc<dyn ProjectionsAdmin>>,
     pub(crate) bus: Option<Arc<dyn BusAdmin>>,
+    pub(crate) sagas: Option<Arc<dyn crate::sagas::SagaAdmin>>,
     pub(crate) metrics: Metrics,
     pub(crate) metrics_enabled: bool,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -48,6 +49,10 @@ impl AppState {
 
     pub(crate) fn bus(&self) -> Option<&Arc<dyn BusAdmin>> {
         self.0.bus.as_ref()
+    }
+
+    pub(crate) fn sagas(&self) -> Option<&Arc<dyn crate::sagas::SagaAdmin>> {
+        self.0.sagas.as_ref()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

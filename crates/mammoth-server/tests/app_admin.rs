@@ -312,6 +312,7 @@ async fn admin_routes_without_a_backend_say_what_is_not_configured() {
         ("/admin/projections", "projections_not_configured"),
         ("/admin/dead-letters", "bus_not_configured"),
         ("/admin/bus/stats", "bus_not_configured"),
+        ("/admin/sagas", "sagas_not_configured"),
     ] {
         let response = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404);
@@ -340,6 +341,8 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/admin/dead-letters/{id}"),
     ("post", "/admin/dead-letters/{id}/replay"),
     ("get", "/admin/bus/stats"),
+    ("get", "/admin/sagas"),
+    ("get", "/admin/sagas/{saga_type}/{saga_id}"),
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/metrics"),
@@ -381,7 +384,9 @@ async fn every_route_served_is_in_the_openapi_document_and_every_documented_rout
         let concrete = path
             .replace("{stream}", "order-1")
             .replace("{name}", "orders")
-            .replace("{id}", "1");
+            .replace("{id}", "1")
+            .replace("{saga_type}", "order")
+            .replace("{saga_id}", "1");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = server
             .client
