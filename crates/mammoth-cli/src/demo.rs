@@ -84,7 +84,12 @@ impl Bar {
 
 impl DemoReporter for Bar {
     fn message(&self, text: &str) {
-        self.0.println(text);
+        // Reuse/reset messages are shown under --json and without a terminal too.
+        if self.0.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.0.println(text);
+        }
     }
 
     fn progress(&self, progress: &Progress, elapsed: Duration) {

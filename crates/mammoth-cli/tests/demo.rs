@@ -63,14 +63,14 @@ fn demo_json_reports_every_saga_ended_and_every_invariant_held() {
     assert_eq!(report["stages"].as_array().unwrap().len(), 7);
 
     // A second run reuses the store and says so; --reset wipes it and says so.
-    let again = sandbox.run(&demo_args(dir, &["--json", "--poison", "0"]));
+    let again = sandbox.run(&demo_args(dir, &["--json"]));
     again.ok();
     assert_eq!(again.json()["reused"], true);
     assert!(
         again.stderr.contains("reusing the demo store"),
         "{again:#?}"
     );
-    let reset = sandbox.run(&demo_args(dir, &["--json", "--reset", "--poison", "0"]));
+    let reset = sandbox.run(&demo_args(dir, &["--json", "--reset"]));
     reset.ok();
     assert_eq!(reset.json()["reused"], false);
     assert!(reset.stderr.contains("--reset: removed"), "{reset:#?}");
