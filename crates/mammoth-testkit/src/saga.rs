@@ -90,8 +90,8 @@ pub fn deadline(name: &str) -> TestInput {
     })
 }
 
-/// A saga test: the saga, where it stands, and what the last `when` did.
-#[must_use = "a test checks nothing until `then_..`"]
+/// A saga test: the saga, where it stands, and what the last `when` did. Each `then_..`
+/// returns the test, so checks and further inputs chain.
 pub struct SagaTest<S: Saga> {
     saga: S,
     instance: Option<SagaInstance<S::State>>,
@@ -282,5 +282,126 @@ where
             }
             None => self.instance = Some(instance),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mammoth_core::saga::{Saga, SagaAction, SagaCommand, SagaInput, SagaStatus};
+    use mammoth_core::{EventFilter, RecordedEvent};
+    use serde_json::json;
+
+    use super::{SagaTest, deadline, event, rejected, reply};
+
+    /// Steps A, B, C; each answered step records its undo; `Broken` compensates.
+    struct Steps;
+
+    fn cmd(name: &str) -> SagaCommand {
+        SagaCommand::new(name, "work", "k", json!({}))
+    }
+
+    impl Saga for Steps {
+        const TYPE: &'static str = "steps";
+        type State = u32;
+        fn filter(&self) -> EventFilter {
+            EventFilter::all()
+        }
+        fn starts(&self, event: &RecordedEvent) -> Option<String> {
+            (event.event_type == "Go").then(|| "1".to_owned())
+        }
+        fn react(&self, done: &mut u32, input: &SagaInput<'_>) -> Vec<SagaAction> {
+            match input {
+                SagaInput::Event(e) if e.event_type == "Go" => vec![
+                    SagaAction::Issue(cmd("DoA")),
+                    SagaAction::Schedule {
+                        name: "slow".to_owned(),
+                        after: Duration::from_secs(5),
+                    },
+                ],
+                SagaInput::Event(e) if e.event_type == "Done" => {
+                    *done += 1;
+                    let undo = ["UndoA", "UndoB", "UndoC"][(*done - 1) as usize % 3];
+                    let mut actions = vec![SagaAction::Compensation(cmd(undo))];
+                    match *done {
+                        1 => actions.push(SagaAction::Issue(cmd("DoB"))),
+                        2 => actions.push(SagaAction::Issue(cmd("DoC"))),
+                        _ => actions.push(SagaAction::Complete),
+                    }
+                    actions
+                }
+                SagaInput::Event(_) => vec![SagaAction::Compensate {
+                    reason: "broken".to_owned(),
+                }],
+                SagaInput::CommandRejected { command, reason } => vec![SagaAction::Compensate {
+                    reason: format!("{command}: {reason}"),
+                }],
+                _ => vec![SagaAction::Compensate {
+                    reason: "too slow".to_owned(),
+                }],
+            }
+        }
+    }
+
+    #[test]
+    fn compensations_are_issued_in_reverse_order_one_per_answer() {
+        SagaTest::new(Steps)
+            .given([
+                event("Go", json!({})),
+                reply("Done", json!({})),
+                reply("Done", json!({})),
+            ])
+            .when(event("Broken", json!({})))
+            .then_commands(["UndoB"])
+            .then_status(SagaStatus::Compensating)
+            .when(event("Unrelated", json!({})))
+            .then_commands([])
+            .when(reply("UndoneB", json!({})))
+            .then_commands(["UndoA"])
+            .when(reply("UndoneA", json!({})))
+            .then_commands([])
+            .then_status(SagaStatus::Compensated)
+            .then_reason("broken");
+    }
+
+    #[test]
+    fn a_rejection_and_a_deadline_reach_react() {
+        SagaTest::new(Steps)
+            .given([event("Go", json!({})), reply("Done", json!({}))])
+            .when(rejected("DoB", "no capacity"))
+            .then_commands(["UndoA"])
+            .then_reason("DoB: no capacity");
+        SagaTest::new(Steps)
+            .given([event("Go", json!({}))])
+            .then_deadlines(["slow"])
+            .when(deadline("slow"))
+            .then_commands([])
+            .then_status(SagaStatus::Compensated)
+            .then_reason("too slow")
+            .then_deadlines([]);
+    }
+
+    #[test]
+    fn completing_drops_the_compensations_and_the_state_is_kept() {
+        let test = SagaTest::new(Steps)
+            .given([
+                event("Go", json!({})),
+                reply("Done", json!({})),
+                reply("Done", json!({})),
+            ])
+            .when(reply("Done", json!({})))
+            .then_status(SagaStatus::Completed)
+            .then_state(&3);
+        assert_eq!(test.all_commands(), ["DoA", "DoB", "DoC"]);
+        assert!(test.instance().compensations.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "commands issued by the last input")]
+    fn a_wrong_expectation_fails_the_test() {
+        SagaTest::new(Steps)
+            .when(event("Go", json!({})))
+            .then_commands(["DoB"]);
     }
 }
