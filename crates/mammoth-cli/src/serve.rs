@@ -1,6 +1,6 @@
 //! `mammoth serve`: the HTTP API (mammoth-server) over the configured store, with the
 //! built-in app (examples/orders) registered, its `orders` projection running in this process,
-//! and the embedded bus's dead letters and stats under `/admin`. SIGTERM or Ctrl-C stops
+//! the saga index (`/admin/sagas`) and the embedded bus's dead letters and stats under `/admin`. SIGTERM or Ctrl-C stops
 //! accepting, lets requests in flight finish, then stops the projection at a batch boundary
 //! (its checkpoint is committed with its rows) and closes the store.
 
@@ -12,7 +12,7 @@ use mammoth_example_orders::app::OrdersApp;
 use mammoth_example_orders::projection::{self as orders, OrderProjection, OrderSummaries};
 use mammoth_runtime::QueryBus;
 use mammoth_runtime::projection::{OnFailure, ProjectionOptions, ProjectionRunner};
-use mammoth_server::{Server, ServerConfig, SqliteProjections, SqliteReadModelEntry};
+use mammoth_server::{Server, ServerConfig, SqliteProjections, SqliteReadModelEntry, SqliteSagas};
 use mammoth_sqlite::SqliteReadModel;
 use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
 
@@ -29,10 +29,12 @@ pub struct ServeArgs {
     pub listen: Option<String>,
 }
 
-/// The `orders` projection as configured: read-model file and runner options.
-fn orders_projection(settings: &Settings) -> (PathBuf, ProjectionOptions) {
-    let config = settings.config.projections.get(orders::NAME);
-    let path = config
+/// The read-model file of projection `name`: `[projections.NAME] read_dsn`, else the default.
+fn read_model_path(settings: &Settings, name: &str) -> PathBuf {
+    settings
+        .config
+        .projections
+        .get(name)
         .and_then(|config| config.read_dsn.as_ref())
         .map(|dsn| {
             let dsn = dsn.expose();
@@ -42,7 +44,13 @@ fn orders_projection(settings: &Settings) -> (PathBuf, ProjectionOptions) {
                     .unwrap_or(dsn),
             )
         })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH))
+}
+
+/// The `orders` projection as configured: read-model file and runner options.
+fn orders_projection(settings: &Settings) -> (PathBuf, ProjectionOptions) {
+    let config = settings.config.projections.get(orders::NAME);
+    let path = read_model_path(settings, orders::NAME);
     let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
     let on_failure = match config.map(|config| config.on_failure).unwrap_or_default() {
         mammoth_config::OnFailure::Stop => OnFailure::Stop,
@@ -112,7 +120,11 @@ pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<()> 
         .backend(backend)
         .config(config)
         .app(registry)
-        .projections(projections);
+        .projections(projections)
+        .sagas(SqliteSagas::new(
+            store.clone(),
+            read_model_path(&settings, mammoth_sqlite::saga::SAGA_INDEX),
+        ));
     let bus_note = match bus::open(&settings, false) {
         Ok(bus) => {
             server = server.bus(bus);
