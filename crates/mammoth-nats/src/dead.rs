@@ -23,7 +23,8 @@ struct StoredLetter {
 
 impl NatsBus {
     /// Stores `delivery` as a dead letter; returns its id. The `Nats-Msg-Id` names the
-    /// consumer, message and delivery, so doing it twice (a retried nack) stores one letter.
+    /// consumer and the stream message, so doing it twice within the de-duplication window
+    /// (a retried nack, a redelivery after a lost `AckTerm`) stores one letter.
     pub(crate) async fn publish_dead_letter(
         &self,
         delivery: &Delivery,
@@ -44,12 +45,11 @@ impl NatsBus {
             crate::bus::failed("encoding a dead letter", false)(Box::new(error))
         })?;
         let mut headers = async_nats::HeaderMap::new();
+        // One id per (group, stream message): dead-lettering it again (its AckTerm was lost
+        // in a broker restart, so it came back) stores nothing new within the window.
         headers.insert(
             "Nats-Msg-Id",
-            format!(
-                "{consumer}.{}.{}",
-                delivery.message.sequence, delivery.attempt
-            ),
+            format!("{consumer}.{}", delivery.message.sequence),
         );
         let subject = self
             .shared
