@@ -183,3 +183,31 @@ async fn the_saga_index_lists_sagas_by_type_and_status_and_counts_them() {
     );
     store.close().await.unwrap();
 }
+
+/// Not a test of behaviour: prints how fast the runner steps sagas on this machine (run with
+/// `cargo test -p mammoth-sqlite --release --test saga_sqlite -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn measure_saga_steps_per_second_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mammoth.db");
+    let (store, _timers, runner) = open(&path, Duration::from_secs(3600));
+    let sagas = 1_000;
+    for id in 0..sagas {
+        request_trip(&store, &id.to_string()).await;
+    }
+    let mut answered = HashSet::new();
+    let mut stepping = Duration::ZERO;
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        runner.catch_up().await.unwrap();
+        stepping += started.elapsed();
+        serve(&store, &mut answered, happy).await;
+    }
+    let steps = sagas * 4;
+    println!(
+        "{steps} saga steps ({sagas} sagas x 4) in {stepping:?} of runner time: {:.0} steps/s",
+        f64::from(steps) / stepping.as_secs_f64()
+    );
+    store.close().await.unwrap();
+}

@@ -70,8 +70,9 @@ impl<S: Saga, St: EventStore, T: TimerStore> Engine<S, St, T> {
         }
         match tagged {
             Some((saga_type, saga_id)) if saga_type == S::TYPE => Some(saga_id.to_owned()),
-            Some(_) => None,
-            None => self
+            // Untagged, or an answer to another saga type's command (which may still start
+            // or concern a saga of this type).
+            _ => self
                 .saga
                 .correlate(event)
                 .or_else(|| self.saga.starts(event)),
