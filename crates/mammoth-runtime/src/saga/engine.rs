@@ -173,19 +173,26 @@ impl<S: Saga, St: EventStore, T: TimerStore> Engine<S, St, T> {
         }
     }
 
-    /// Deletes the timers in `before` that are gone from `after` and upserts `after`.
+    /// Deletes the timers in `before` that are gone from `after` and upserts those of `after`
+    /// that are new (ids are deterministic, so an unchanged timer needs no write).
     async fn sync_timers(&self, before: &[Timer], after: &[Timer]) -> Result<(), SagaError> {
         let kept: HashSet<_> = after.iter().map(|timer| timer.id).collect();
-        let gone: Vec<_> = before
+        let had: HashSet<_> = before.iter().map(|timer| timer.id).collect();
+        let gone: Vec<_> = had
             .iter()
-            .map(|timer| timer.id)
+            .copied()
             .filter(|id| !kept.contains(id))
             .collect();
         if !gone.is_empty() {
             self.timers.delete(&gone).await?;
         }
-        if !after.is_empty() {
-            self.timers.upsert(after).await?;
+        let new: Vec<Timer> = after
+            .iter()
+            .filter(|timer| !had.contains(&timer.id))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            self.timers.upsert(&new).await?;
         }
         Ok(())
     }
