@@ -404,4 +404,53 @@ mod tests {
             .when(event("Go", json!({})))
             .then_commands(["DoB"]);
     }
+
+    /// Records `Undo<n>` for each answered step `Do<n>`; anything else compensates.
+    struct Chain;
+
+    impl Saga for Chain {
+        const TYPE: &'static str = "chain";
+        type State = u32;
+        fn filter(&self) -> EventFilter {
+            EventFilter::all()
+        }
+        fn starts(&self, event: &RecordedEvent) -> Option<String> {
+            (event.event_type == "Go").then(|| "1".to_owned())
+        }
+        fn react(&self, done: &mut u32, input: &SagaInput<'_>) -> Vec<SagaAction> {
+            match input {
+                SagaInput::Event(e) if e.event_type == "Go" => vec![SagaAction::Issue(cmd("Do1"))],
+                SagaInput::Event(e) if e.event_type == "Done" => {
+                    *done += 1;
+                    vec![
+                        SagaAction::Compensation(cmd(&format!("Undo{done}"))),
+                        SagaAction::Issue(cmd(&format!("Do{}", *done + 1))),
+                    ]
+                }
+                _ => vec![SagaAction::Compensate {
+                    reason: "stop".to_owned(),
+                }],
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_number_of_completed_steps_is_undone_in_reverse_order(steps in 0u32..12) {
+            let mut test = SagaTest::new(Chain).given([event("Go", json!({}))]);
+            for _ in 0..steps {
+                test = test.when(reply("Done", json!({})));
+            }
+            test = test.when(event("Stop", json!({})));
+            for _ in 0..steps {
+                test = test.when(reply("Undone", json!({})));
+            }
+            // Do1..Do<steps+1> came first; everything after them is compensation.
+            let commands = test.all_commands();
+            let undone = steps as usize + 1;
+            let expected: Vec<String> = (1..=steps).rev().map(|n| format!("Undo{n}")).collect();
+            proptest::prop_assert_eq!(&commands[undone..], expected.as_slice());
+            proptest::prop_assert_eq!(test.instance().status, SagaStatus::Compensated);
+        }
+    }
 }
