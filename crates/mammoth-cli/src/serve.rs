@@ -161,8 +161,11 @@ pub async fn run(args: ServeArgs, global: &GlobalOptions) -> anyhow::Result<()> 
     let served = mammoth_server::run(listener, server, shutdown_signal()).await;
     // The server is done: stop the projection at a batch boundary (its checkpoint is saved
     // with its rows), then close the store, whatever the server's outcome.
+    tracing::info!("HTTP server stopped; stopping the orders projection");
     let stopped = runner.stop().await;
+    tracing::info!("projection stopped; closing the store");
     store.close().await?;
+    tracing::info!("store closed");
     served?;
     stopped.context("stopping the orders projection")?;
     Ok(())
