@@ -5,6 +5,7 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower_http::timeout::TimeoutLayer;
@@ -46,6 +47,37 @@ async fn wrong_method() -> ApiError {
         "method_not_allowed",
         "this route does not take that method; GET /openapi.json lists the methods of every route",
     )
+}
+
+/// Turns any error response that is not JSON yet (axum's own rejections, the timeout's bare
+/// 408) into `{code, message}` JSON, so every error a client sees has the same shape.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::REQUEST_TIMEOUT => (
+            "timeout",
+            "the request took longer than http.request_timeout; retry, or raise it in mammoth.tsk"
+                .to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "the body is over http.body_limit; send less, or raise it in mammoth.tsk".to_owned(),
+        ),
+        _ if status.is_server_error() => ("internal", text),
+        _ => ("bad_request", text),
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 pub(crate) fn build(
@@ -97,6 +129,7 @@ pub(crate) fn build(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state);
     Ok((router, document))
 }

@@ -252,3 +252,48 @@ async fn a_body_over_the_limit_is_413_and_writes_nothing() {
     assert_eq!(store.head_position().await.unwrap(), 0);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_past_the_timeout_and_a_malformed_path_are_json_errors_too() {
+    use mammoth_runtime::{CommandContext, CommandError, Committed};
+    let registry =
+        mammoth_server::AppRegistry::new().command("Never", |_: Value, _: CommandContext| async {
+            std::future::pending::<Result<Committed, CommandError<String>>>().await
+        });
+    let config = mammoth_server::ServerConfig {
+        request_timeout: std::time::Duration::from_millis(50),
+        ..mammoth_server::ServerConfig::default()
+    };
+    let server = support::start(
+        mammoth_server::Server::new(support::memory_store())
+            .app(registry)
+            .config(config),
+    )
+    .await;
+    let slow = server
+        .client
+        .post(server.url("/commands/Never"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 408);
+    let error: Value = slow.json().await.unwrap();
+    assert_eq!(error["code"], "timeout");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("http.request_timeout")
+    );
+    let malformed = server
+        .client
+        .get(server.url("/streams/%FF%FE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let error: Value = malformed.json().await.unwrap();
+    assert!(!error["message"].as_str().unwrap().is_empty(), "{error}");
+    server.stop().await.unwrap();
+}
