@@ -2,8 +2,8 @@
 //! as a library so the CLI, the tests and the crash test's worker all run the same code.
 //!
 //! [`run`] prepares the data directory ([`setup::prepare`]: `--reset` or reuse), opens the
-//! SQLite store (`mammoth.db`), the embedded bus with the snapshots, saga checkpoint and
-//! deadlines (`bus.db`, see [`setup::BUS_FILE`] for why apart) and the read models
+//! SQLite store (`mammoth.db`) with, in the same file, the embedded bus, the snapshots, the
+//! saga checkpoint and deadlines (see [`setup::STORE_FILE`]), and the read models
 //! (`read_models.db`), stocks the warehouses, then starts:
 //! - the saga runner (`saga-order`) over the log, with its deadline poller;
 //! - the outbox relay, publishing the saga's command events to the three command topics;

@@ -14,16 +14,13 @@ use crate::inventory::{Inventory, InventoryCommand, StockLine};
 use crate::order::OrderLine;
 use crate::services::order_hash;
 
-/// The event store's file in a data directory: the log, and nothing else.
+/// The event store's file in a data directory: the log, and beside it the embedded bus (with
+/// the relay's checkpoint), the saga runner's checkpoint and deadlines, and the aggregates'
+/// snapshots, so one file holds everything that must survive a crash together and `mammoth
+/// dlq` / `mammoth bus stats` / `mammoth status` pointed at it see the demo's bus.
 pub const STORE_FILE: &str = "mammoth.db";
-/// The file of everything else that writes: the embedded bus (with the relay's checkpoint),
-/// the saga runner's checkpoint and deadlines, and the aggregates' snapshots.
-///
-/// They are kept out of the store's file because the store's writer thread starts deferred
-/// transactions that read before they write: SQLite refuses such a transaction at once
-/// ("database is locked", no busy wait) when another connection writes the same file
-/// meanwhile, so a bus committing beside it makes appends fail at random under load.
-pub const BUS_FILE: &str = "bus.db";
+/// The separate bus file earlier versions of the demo wrote; `--reset` removes it too.
+const OLD_BUS_FILE: &str = "bus.db";
 /// The read models' file in a data directory.
 pub const READ_MODELS_FILE: &str = "read_models.db";
 
@@ -57,9 +54,9 @@ impl DataDir {
         self.path.join(STORE_FILE)
     }
 
-    /// The bus, checkpoints, deadlines and snapshots' file.
+    /// The bus, checkpoints, deadlines and snapshots' file: the event store's own.
     pub fn bus_path(&self) -> PathBuf {
-        self.path.join(BUS_FILE)
+        self.store_path()
     }
 
     /// The read models' file.
@@ -111,7 +108,7 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             ),
         ));
     }
-    for name in [STORE_FILE, BUS_FILE, READ_MODELS_FILE] {
+    for name in [STORE_FILE, OLD_BUS_FILE, READ_MODELS_FILE] {
         for suffix in ["", "-wal", "-shm", ".lock"] {
             let path = dir.join(format!("{name}{suffix}"));
             match std::fs::remove_file(&path) {
