@@ -323,3 +323,43 @@ async fn the_spawned_runner_follows_the_log_live() {
     );
     assert!(checkpoints.load("saga-trip").await.unwrap().unwrap() >= head);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_committed_before_the_deadline_wins_even_when_the_runner_reads_it_late() {
+    let store = Arc::new(InMemoryEventStore::new());
+    let timers = InMemoryTimerStore::new();
+    let checkpoints = InMemoryCheckpointStore::new();
+    let options = SagaOptions {
+        timer_poll: Duration::from_millis(10),
+        ..SagaOptions::default()
+    };
+    let saga = Trip {
+        deadline: Duration::from_millis(100),
+    };
+    let handle =
+        SagaRunner::with_options(saga, store.clone(), timers.clone(), checkpoints, options).spawn();
+    request_trip(&store, "late").await;
+    let head = store.head_position().await.unwrap();
+    assert!(handle.wait_for(head, Duration::from_secs(10)).await);
+
+    // The hotel answers in time, but the runner is behind (paused) while the deadline passes.
+    handle.pause();
+    let stream = mammoth_core::StreamId::new("trip-late").unwrap();
+    let answer = mammoth_core::NewEvent::json("HotelBooked", serde_json::json!({})).unwrap();
+    store
+        .append(&stream, mammoth_core::ExpectedVersion::Any, vec![answer])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    handle.resume();
+    let head = store.head_position().await.unwrap();
+    assert!(handle.wait_for(head, Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.stop().await.unwrap();
+
+    assert_eq!(
+        names(&saga_events(&store, "late").await),
+        ["SagaStepped", "BookHotel", "SagaStepped", "BookFlight"],
+        "the hotel's answer is stepped and the deadline it beat never fires"
+    );
+}

@@ -159,10 +159,35 @@ where
         let projection = ProjectionRunner::new(self.engine.store.clone(), target, options).spawn();
         let (stop, mut stopped) = watch::channel(false);
         let engine = Arc::clone(&self.engine);
+        let progress = projection.progress();
         let timers = tokio::spawn(async move {
+            // A deadline due at `cutoff` fires only once the runner has stepped every event
+            // committed before `cutoff` (the head read after it): an answer that made it into
+            // the log in time always wins over the deadline it beat.
+            let mut barrier: Option<(i64, Position)> = None;
             loop {
-                if let Err(error) = fire_due(&engine, now_micros()).await {
-                    tracing::warn!(saga = S::TYPE, %error, "firing deadlines failed; retrying");
+                let next = match barrier {
+                    Some(pending) => Ok(pending),
+                    None => {
+                        let cutoff = now_micros();
+                        engine
+                            .store
+                            .head_position()
+                            .await
+                            .map(|head| (cutoff, head))
+                    }
+                };
+                match next {
+                    Ok((cutoff, head)) if progress.get() >= head => {
+                        barrier = None;
+                        if let Err(error) = fire_due(&engine, cutoff).await {
+                            tracing::warn!(saga = S::TYPE, %error, "firing deadlines failed; retrying");
+                        }
+                    }
+                    Ok(pending) => barrier = Some(pending),
+                    Err(error) => {
+                        tracing::warn!(saga = S::TYPE, %error, "reading the head for deadlines failed; retrying");
+                    }
                 }
                 let poll = engine.options.timer_poll;
                 if matches!(
@@ -231,6 +256,17 @@ impl<S: Saga, St, T, C> SagaHandle<S, St, T, C> {
     /// Waits until the checkpoint reaches `position` or `timeout` passes; true if reached.
     pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
         self.projection.wait_for(position, timeout).await
+    }
+
+    /// Pauses stepping at a batch boundary. Deadlines do not fire while the runner is behind
+    /// the log, so a paused runner fires none that an unread answer might have beaten.
+    pub fn pause(&self) {
+        self.projection.pause();
+    }
+
+    /// Resumes stepping after [`SagaHandle::pause`].
+    pub fn resume(&self) {
+        self.projection.resume();
     }
 
     /// Stops both tasks after the work in hand.
