@@ -13,6 +13,7 @@
 //! cargo run --release -p mammoth-nats --example nats_bus_bench -- [nats-url] [messages] [runs]
 //! ```
 //! Defaults: `$MAMMOTH_TEST_NATS_URL` or `nats://127.0.0.1:4222`, 50,000 messages, 3 runs.
+//! `NATS_BENCH_WINDOW` sets the bus's publish window (default 256 acknowledgements in flight).
 //! Every run uses its own streams and deletes them afterwards.
 
 use std::collections::VecDeque;
@@ -48,6 +49,10 @@ async fn main() -> Result<(), Error> {
         let options = NatsBusOptions {
             stream: format!("BENCH_{suffix}"),
             subject_prefix: format!("bench{suffix}"),
+            publish_window: std::env::var("NATS_BENCH_WINDOW")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(256),
             ..NatsBusOptions::default()
         };
         let bus = NatsBus::connect(&url, options.clone()).await?;
