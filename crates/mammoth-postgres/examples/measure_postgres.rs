@@ -286,6 +286,7 @@ async fn one_run(url: &str, seconds: f64) -> Run {
     let start_head = store.head_position().await.expect("head");
     let mut subscription = Subscription::new(store_arc, start_head + 1, EventFilter::all());
     let mut latencies = Vec::new();
+    let mut returned = Vec::new();
     for n in 0..300u64 {
         let sent = Instant::now();
         store
@@ -296,10 +297,35 @@ async fn one_run(url: &str, seconds: f64) -> Run {
             )
             .await
             .expect("append");
+        returned.push(sent.elapsed().as_micros() as f64);
         subscription.next().await.expect("live event");
         latencies.push(sent.elapsed().as_micros() as f64);
     }
     latencies.sort_by(f64::total_cmp);
+    returned.sort_by(f64::total_cmp);
+    // The append alone: tells the commit's latency from the subscriber's reads.
+    run.0
+        .push(("e p50 append returns us", returned[returned.len() / 2]));
+    run.0.push((
+        "e p99 append returns us",
+        returned[returned.len() * 99 / 100],
+    ));
+    // The server's own commit latency at the same moment: one raw INSERT per transaction.
+    let mut raw_commits = Vec::new();
+    for n in 0..300u64 {
+        let sent = Instant::now();
+        raw_batch(&raw, 5_000_000 + n, 1, |n| format!("lat-{n}"), |_| 1).await;
+        raw_commits.push(sent.elapsed().as_micros() as f64);
+    }
+    raw_commits.sort_by(f64::total_cmp);
+    run.0.push((
+        "e p50 raw one-row INSERT commit us",
+        raw_commits[raw_commits.len() / 2],
+    ));
+    run.0.push((
+        "e p99 raw one-row INSERT commit us",
+        raw_commits[raw_commits.len() * 99 / 100],
+    ));
     run.0.push((
         "e p50 append->subscriber us",
         latencies[latencies.len() / 2],

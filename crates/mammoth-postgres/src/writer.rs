@@ -187,6 +187,18 @@ impl Writer {
                 tracing::warn!(%error, "the writer's connection ended");
             }
         });
+        // Plan the writer's statements for their arguments each time. A cached generic plan
+        // is chosen while the schema is young and small (a sequential scan of `events` for a
+        // stream's head) and kept while the table grows, until autovacuum's next ANALYZE:
+        // measured, the head lookup of a new stream cost 5 ms per group after 10^5-10^6
+        // appends (case (e) p50 35 ms); planning costs ~0.1 ms. PostgreSQL 11 and older lack
+        // the setting and keep their default.
+        if let Err(error) = client
+            .batch_execute("SET plan_cache_mode = force_custom_plan")
+            .await
+        {
+            tracing::debug!(%error, "plan_cache_mode is not available");
+        }
         let action = "preparing the writer's statements";
         let (append, find_ids, stream_heads) = tokio::join!(
             client.prepare(&self.sql.append),
