@@ -28,6 +28,7 @@ mod dead;
 mod names;
 mod order;
 mod relay;
+mod stats;
 
 pub use bus::{NatsBus, NatsBusOptions};
 pub use consumer::NatsConsumer;
