@@ -152,18 +152,25 @@ pub async fn an_unacked_delivery_comes_back_after_the_visibility_timeout<F: BusF
         .await
         .expect("subscribe");
     publish(&bus, &orders, &["a"]).await;
+    // The lease cannot start before the receive that takes it is called, so any redelivery
+    // seen less than the visibility timeout after this instant came too early. (Timing from
+    // when the receive returned would blame the bus for a slow return on a loaded machine.)
+    let leased_from = Instant::now();
     let first = receive_n(&dead, 1, WAIT).await;
     assert_eq!(first.len(), 1);
-    let delivered_at = Instant::now();
     drop(dead);
     let early = alive.receive(1, VISIBILITY / 2).await.expect("receive");
     assert!(
-        early.is_empty(),
+        early.is_empty() || leased_from.elapsed() >= VISIBILITY,
         "redelivered before the visibility timeout"
     );
-    let again = receive_n(&alive, 1, WAIT).await;
+    let again = if early.is_empty() {
+        receive_n(&alive, 1, WAIT).await
+    } else {
+        early
+    };
     assert_eq!(texts(&again), ["a"], "the message came back");
-    assert!(delivered_at.elapsed() >= VISIBILITY, "too early");
+    assert!(leased_from.elapsed() >= VISIBILITY, "too early");
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].message.id, first[0].message.id);
     alive.ack(&again).await.expect("ack");
