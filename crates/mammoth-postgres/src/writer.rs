@@ -23,6 +23,7 @@ use mammoth_core::{
     AppendResult, ExpectedVersion, Position, StoreError, StreamId, Version, now_micros,
 };
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
@@ -88,11 +89,14 @@ enum GroupError {
     Failed(StoreError),
 }
 
-/// The writer's statements, prepared once per connection.
+/// The writer's statement, prepared once per connection. The lookups (`find_ids`,
+/// `stream_heads`) are not prepared: a prepared statement soon runs a cached generic plan, and
+/// one chosen while the schema was young and small scans `events` for a stream's head and is
+/// kept while the table grows (measured: 5 ms per group after 10^5-10^6 appends, case (e)
+/// p50 35-41 ms). Sent as unnamed statements with typed parameters (`query_typed`, still one
+/// round trip), they are planned for their arguments every time.
 struct Prepared {
     append: Statement,
-    find_ids: Statement,
-    stream_heads: Statement,
 }
 
 pub(crate) struct Writer {
@@ -187,28 +191,9 @@ impl Writer {
                 tracing::warn!(%error, "the writer's connection ended");
             }
         });
-        // Plan the writer's statements for their arguments each time. A cached generic plan
-        // is chosen while the schema is young and small (a sequential scan of `events` for a
-        // stream's head) and kept while the table grows, until autovacuum's next ANALYZE:
-        // measured, the head lookup of a new stream cost 5 ms per group after 10^5-10^6
-        // appends (case (e) p50 35 ms); planning costs ~0.1 ms. PostgreSQL 11 and older lack
-        // the setting and keep their default.
-        if let Err(error) = client
-            .batch_execute("SET plan_cache_mode = force_custom_plan")
-            .await
-        {
-            tracing::debug!(%error, "plan_cache_mode is not available");
-        }
         let action = "preparing the writer's statements";
-        let (append, find_ids, stream_heads) = tokio::join!(
-            client.prepare(&self.sql.append),
-            client.prepare(&self.sql.find_ids),
-            client.prepare(&self.sql.stream_heads)
-        );
         let prepared = Arc::new(Prepared {
-            append: append.map_err(on(action))?,
-            find_ids: find_ids.map_err(on(action))?,
-            stream_heads: stream_heads.map_err(on(action))?,
+            append: client.prepare(&self.sql.append).await.map_err(on(action))?,
         });
         let client = Arc::new(client);
         self.client = Some((client.clone(), prepared.clone()));
@@ -299,8 +284,8 @@ impl Writer {
             }
         }
         let (found, loaded) = tokio::join!(
-            find_ids(&client, &prepared.find_ids, &given),
-            load_heads(&client, &prepared.stream_heads, &missing)
+            find_ids(&client, &self.sql.find_ids, &given),
+            load_heads(&client, &self.sql.stream_heads, &missing)
         );
         let found = found.map_err(classify)?;
         self.heads.extend(loaded.map_err(classify)?);
@@ -310,7 +295,7 @@ impl Writer {
                 Ok(planned) => break planned,
                 Err(stale) => {
                     let stale: Vec<&StreamId> = stale.iter().collect();
-                    let loaded = load_heads(&client, &prepared.stream_heads, &stale)
+                    let loaded = load_heads(&client, &self.sql.stream_heads, &stale)
                         .await
                         .map_err(classify)?;
                     self.heads.extend(loaded);
@@ -399,13 +384,13 @@ fn classify(error: tokio_postgres::Error) -> GroupError {
 /// Where each of `ids` is stored, for those that are.
 async fn find_ids(
     client: &Client,
-    statement: &Statement,
+    sql: &str,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, StoredAt>, tokio_postgres::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = client.query(statement, &[&ids]).await?;
+    let rows = client.query_typed(sql, &[(&ids, Type::UUID_ARRAY)]).await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -422,14 +407,16 @@ async fn find_ids(
 /// The current version of each of `streams` (0 for a stream with no events).
 async fn load_heads(
     client: &Client,
-    statement: &Statement,
+    sql: &str,
     streams: &[&StreamId],
 ) -> Result<HashMap<StreamId, Version>, tokio_postgres::Error> {
     if streams.is_empty() {
         return Ok(HashMap::new());
     }
     let names: Vec<&str> = streams.iter().map(|stream| stream.as_str()).collect();
-    let rows = client.query(statement, &[&names]).await?;
+    let rows = client
+        .query_typed(sql, &[(&names, Type::TEXT_ARRAY)])
+        .await?;
     let mut heads: HashMap<StreamId, Version> = streams
         .iter()
         .map(|stream| ((*stream).clone(), 0))
