@@ -30,6 +30,7 @@ mod event;
 mod ids;
 mod limits;
 mod memory;
+pub mod plan;
 mod projection;
 mod registry;
 pub mod saga;
@@ -37,7 +38,6 @@ mod snapshot;
 mod store;
 mod subscription;
 mod upcast;
-pub mod plan;
 pub mod validate;
 
 pub use aggregate::Aggregate;
