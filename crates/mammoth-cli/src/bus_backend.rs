@@ -1,14 +1,17 @@
 //! [`AnyBus`]: the message bus `[message_bus] backend` names, opened for the bus commands
 //! (`mammoth bus stats`, `mammoth dlq ...`): the embedded bus in the SQLite event store's file,
 //! NATS JetStream, or Redis Streams. The commands work the same on each; the type is erased
-//! once, here, as sqlx's `Any` does.
+//! once, here, as sqlx's `Any` does. It is also the outbox relay's target ([`RelayTarget`]), so
+//! `mammoth demo` runs its saga on whichever bus is configured.
 
 use std::time::Duration;
 
 use mammoth_config::{MessageBusBackend, MessageBusConfig};
+use mammoth_core::Position;
 use mammoth_core::bus::{
     BusConsumer, BusError, ConsumerGroup, DeadLetter, DeadLetterFilter, Delivery, Failure,
-    MessageBus, NackOutcome, OutgoingMessage, Published, SubscribeOptions, Topic, TopicStats,
+    MessageBus, NackOutcome, OutgoingMessage, Published, RelayTarget, SubscribeOptions, Topic,
+    TopicStats,
 };
 use mammoth_nats::{NatsBus, NatsBusOptions};
 use mammoth_redis::{RedisBus, RedisBusOptions};
@@ -101,7 +104,7 @@ fn broker_url(config: &MessageBusConfig) -> anyhow::Result<String> {
 }
 
 /// `url` without a password, for messages.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
         (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
         _ => url.to_owned(),
@@ -161,6 +164,21 @@ impl MessageBus for AnyBus {
 
     async fn stats(&self) -> Result<Vec<TopicStats>, BusError> {
         each!(AnyBus, self, bus => bus.stats().await)
+    }
+}
+
+impl RelayTarget for AnyBus {
+    async fn relay_checkpoint(&self, name: &str) -> Result<Position, BusError> {
+        each!(AnyBus, self, bus => bus.relay_checkpoint(name).await)
+    }
+
+    async fn relay_publish(
+        &self,
+        name: &str,
+        batch: Vec<(Position, Topic, OutgoingMessage)>,
+        through: Position,
+    ) -> Result<(), BusError> {
+        each!(AnyBus, self, bus => bus.relay_publish(name, batch, through).await)
     }
 }
 

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mammoth_core::bus::{
-    BusError, ConsumerGroup, DeadLetterFilter, MessageBus, RetryPolicy, SubscribeOptions, Topic,
-    TopicMap,
+    BusError, ConsumerGroup, DeadLetterFilter, MessageBus, RelayTarget, RetryPolicy,
+    SubscribeOptions, Topic, TopicMap,
 };
 use mammoth_core::saga::{SAGA_STEPPED, SagaStatus, SagaStepped, parse_saga_stream};
 use mammoth_core::{
@@ -216,12 +216,87 @@ impl Seen {
 /// # Errors
 /// [`BusError::InvalidName`] never, for these names.
 pub fn topic_map() -> Result<TopicMap, BusError> {
-    Ok(TopicMap::default()
-        .event_type(ReserveInventory::NAME, Topic::new(INVENTORY_TOPIC)?)
-        .event_type(ReleaseInventory::NAME, Topic::new(INVENTORY_TOPIC)?)
-        .event_type(ProcessPayment::NAME, Topic::new(PAYMENT_TOPIC)?)
-        .event_type(ConfirmOrder::NAME, Topic::new(ORDERS_TOPIC)?)
-        .event_type(CancelOrder::NAME, Topic::new(ORDERS_TOPIC)?))
+    BusNames::embedded().topic_map()
+}
+
+/// The names a run uses on its bus: the three command topics and the relay's name. On the
+/// embedded bus (in the data directory's own file) they are the plain names; on a broker,
+/// which outlives data directories, they carry the directory's namespace
+/// ([`setup::bus_namespace`]) so runs of different directories never share a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusNames {
+    namespace: Option<String>,
+}
+
+impl BusNames {
+    /// The plain names, for the embedded bus.
+    pub fn embedded() -> Self {
+        Self { namespace: None }
+    }
+
+    /// The names under `namespace` (`{namespace}.inventory.commands`, ...).
+    pub fn namespaced(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: Some(namespace.into()),
+        }
+    }
+
+    /// The namespace, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The topic standing for `base` (one of the command topics).
+    ///
+    /// # Errors
+    /// [`BusError::InvalidName`] when the namespace makes an invalid topic name.
+    pub fn topic(&self, base: &str) -> Result<Topic, BusError> {
+        match &self.namespace {
+            None => Topic::new(base),
+            Some(namespace) => Topic::new(format!("{namespace}.{base}")),
+        }
+    }
+
+    /// The outbox relay's name (its checkpoint's key on the bus).
+    pub fn relay(&self) -> String {
+        match &self.namespace {
+            None => "demo-outbox".to_owned(),
+            Some(namespace) => format!("{namespace}-outbox"),
+        }
+    }
+
+    /// The relay's topic map: each saga command to its service's topic.
+    ///
+    /// # Errors
+    /// [`BusError::InvalidName`] when the namespace makes an invalid topic name.
+    pub fn topic_map(&self) -> Result<TopicMap, BusError> {
+        Ok(TopicMap::default()
+            .event_type(ReserveInventory::NAME, self.topic(INVENTORY_TOPIC)?)
+            .event_type(ReleaseInventory::NAME, self.topic(INVENTORY_TOPIC)?)
+            .event_type(ProcessPayment::NAME, self.topic(PAYMENT_TOPIC)?)
+            .event_type(ConfirmOrder::NAME, self.topic(ORDERS_TOPIC)?)
+            .event_type(CancelOrder::NAME, self.topic(ORDERS_TOPIC)?))
+    }
+
+    /// The dead letters of the run's bus: every one on the embedded bus, the namespace's
+    /// topics' on a broker.
+    async fn dead_letters<B: MessageBus>(&self, bus: &B) -> Result<u64, BusError> {
+        if self.namespace.is_none() {
+            return Ok(bus
+                .dead_letters(&DeadLetterFilter::all(), 100_000)
+                .await?
+                .len() as u64);
+        }
+        let mut count = 0;
+        for base in [INVENTORY_TOPIC, PAYMENT_TOPIC, ORDERS_TOPIC] {
+            let filter = DeadLetterFilter {
+                topic: Some(self.topic(base)?),
+                ..DeadLetterFilter::default()
+            };
+            count += bus.dead_letters(&filter, 100_000).await?.len() as u64;
+        }
+        Ok(count)
+    }
 }
 
 /// Runs the demo: see the module documentation.
@@ -234,17 +309,7 @@ pub async fn run(
     options: DemoOptions,
     reporter: &dyn DemoReporter,
 ) -> Result<DemoReport, DemoError> {
-    if !(0.0..=1.0).contains(&options.payment_failure_rate) {
-        return Err(DemoError::InvalidOption(format!(
-            "--payment-failure-rate {} is not between 0 and 1",
-            options.payment_failure_rate
-        )));
-    }
-    if options.warehouses == 0 {
-        return Err(DemoError::InvalidOption(
-            "--warehouses must be at least 1".to_owned(),
-        ));
-    }
+    check_options(&options)?;
     let dir = setup::prepare(&options.data_dir, options.reset).await?;
     reporter.message(&dir.message);
     let store_options = SqliteOptions {
@@ -257,17 +322,102 @@ pub async fn run(
             message: error.to_string(),
         }
     })?;
-    let outcome = run_on(&options, &dir, store.clone(), reporter).await;
+    let outcome = match SqliteBus::open(dir.bus_path(), SqliteBusOptions::default()) {
+        Ok(bus) => {
+            let on = BusOn {
+                bus,
+                names: BusNames::embedded(),
+                label: "embedded".to_owned(),
+            };
+            run_on(&options, &dir, store.clone(), on, reporter).await
+        }
+        Err(error) => Err(error.into()),
+    };
     store.close().await?;
     outcome
 }
 
-async fn run_on(
+/// Runs the demo with its message bus on `bus` (a broker: NATS JetStream, Redis Streams, ...)
+/// while the event store, snapshots, saga deadlines, checkpoints and read models stay in the
+/// data directory's SQLite files, as in [`run`]. `label` names the bus in the report
+/// (`nats`, `redis`). The run's topics and relay name carry the data directory's namespace
+/// ([`setup::bus_namespace`]), so a broker other runs used delivers none of their messages.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_bus<B>(
+    options: DemoOptions,
+    bus: B,
+    label: &str,
+    reporter: &dyn DemoReporter,
+) -> Result<DemoReport, DemoError>
+where
+    B: MessageBus + RelayTarget + Clone + 'static,
+{
+    check_options(&options)?;
+    let dir = setup::prepare(&options.data_dir, options.reset).await?;
+    reporter.message(&dir.message);
+    let (namespace, new) = setup::bus_namespace(&dir.path)?;
+    reporter.message(&if new {
+        format!(
+            "message bus {label}: topics and relay checkpoint under the new namespace {namespace} (a broker keeps earlier runs' messages, which --reset cannot delete; each data directory uses its own names, so none reach this run)"
+        )
+    } else {
+        format!("message bus {label}: continuing this data directory's namespace {namespace}")
+    });
+    let store_options = SqliteOptions {
+        synchronous: options.synchronous,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteEventStore::open(dir.store_path(), store_options).map_err(|error| {
+        DemoError::DataDir {
+            path: dir.path.clone(),
+            message: error.to_string(),
+        }
+    })?;
+    let on = BusOn {
+        bus,
+        label: format!("{label} ({namespace})"),
+        names: BusNames::namespaced(namespace),
+    };
+    let outcome = run_on(&options, &dir, store.clone(), on, reporter).await;
+    store.close().await?;
+    outcome
+}
+
+/// The bus a run uses, with its names and its label for the report.
+struct BusOn<B> {
+    bus: B,
+    names: BusNames,
+    label: String,
+}
+
+fn check_options(options: &DemoOptions) -> Result<(), DemoError> {
+    if !(0.0..=1.0).contains(&options.payment_failure_rate) {
+        return Err(DemoError::InvalidOption(format!(
+            "--payment-failure-rate {} is not between 0 and 1",
+            options.payment_failure_rate
+        )));
+    }
+    if options.warehouses == 0 {
+        return Err(DemoError::InvalidOption(
+            "--warehouses must be at least 1".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+async fn run_on<B>(
     options: &DemoOptions,
     dir: &setup::DataDir,
     store: SqliteEventStore,
+    on: BusOn<B>,
     reporter: &dyn DemoReporter,
-) -> Result<DemoReport, DemoError> {
+) -> Result<DemoReport, DemoError>
+where
+    B: MessageBus + RelayTarget + Clone + 'static,
+{
+    let BusOn { bus, names, label } = on;
     let start_head = store.head_position().await?;
     let run_id = options
         .run_id
@@ -275,7 +425,6 @@ async fn run_on(
         .unwrap_or_else(|| format!("d{start_head}"));
     let prefix = format!("{run_id}-");
     let bus_path = dir.bus_path();
-    let bus = SqliteBus::open(&bus_path, SqliteBusOptions::default())?;
     let snapshots = SqliteSnapshotStore::open(&bus_path)?;
     let app = Arc::new(OrdersApp::configured(
         store.clone(),
@@ -304,7 +453,12 @@ async fn run_on(
     let sagas =
         SagaRunner::with_options(saga, store.clone(), timers, checkpoints, options.saga).spawn();
 
-    let relay = Relay::new("demo-outbox", store.clone(), bus.clone(), topic_map()?);
+    let relay = Relay::new(
+        names.relay(),
+        store.clone(),
+        bus.clone(),
+        names.topic_map()?,
+    );
     let relay_task = tokio::spawn({
         let shutdown = shutdown();
         async move { relay.run(shutdown).await }
@@ -331,7 +485,7 @@ async fn run_on(
     ] {
         let consumer = bus
             .subscribe(
-                &Topic::new(topic)?,
+                &names.topic(topic)?,
                 &ConsumerGroup::new(group)?,
                 subscribe.clone(),
             )
@@ -456,10 +610,7 @@ async fn run_on(
     let facts = LogFacts::scan(&store, &prefix).await?;
     let mut checks = facts.check();
     checks.push(invariants::projection_matches_replay(&store, &read_path).await?);
-    let dead_letters = bus
-        .dead_letters(&DeadLetterFilter::all(), 100_000)
-        .await?
-        .len() as u64;
+    let dead_letters = names.dead_letters(&bus).await?;
     let counts = services.counters();
     let services = ServiceCounts {
         handled: counts.handled.load(Ordering::Relaxed),
@@ -490,6 +641,7 @@ async fn run_on(
         run_id,
         data_dir: dir.path.display().to_string(),
         reused: dir.reused,
+        message_bus: label,
         orders: total,
         confirmed: facts.orders_with(&prefix, OrderOutcome::Confirmed),
         cancelled: facts.orders_with(&prefix, OrderOutcome::Cancelled),

@@ -23,6 +23,9 @@ pub const STORE_FILE: &str = "mammoth.db";
 const OLD_BUS_FILE: &str = "bus.db";
 /// The read models' file in a data directory.
 pub const READ_MODELS_FILE: &str = "read_models.db";
+/// The file holding the data directory's bus namespace: the prefix of its topics and relay
+/// name on a broker bus, new with every new or reset directory (see [`bus_namespace`]).
+pub const BUS_NAMESPACE_FILE: &str = "bus-namespace";
 
 /// The products of every warehouse, with their prices in cents.
 pub const PRODUCTS: [(&str, u64); 5] = [
@@ -108,6 +111,16 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             ),
         ));
     }
+    match std::fs::remove_file(dir.join(BUS_NAMESPACE_FILE)) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(DemoError::DataDir {
+                path: dir.join(BUS_NAMESPACE_FILE),
+                message: format!("cannot remove it: {error}"),
+            });
+        }
+    }
     for name in [STORE_FILE, OLD_BUS_FILE, READ_MODELS_FILE] {
         for suffix in ["", "-wal", "-shm", ".lock"] {
             let path = dir.join(format!("{name}{suffix}"));
@@ -130,6 +143,49 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             dir.display()
         ),
     ))
+}
+
+/// The bus namespace of `dir` (such as `demo-3f2a9c1b7d4e`): read from its
+/// [`BUS_NAMESPACE_FILE`], or made up (random) and written there when the directory has none
+/// (new, reset, or only ever run on the embedded bus). A broker keeps what earlier runs
+/// published, and `--reset` cannot delete it there, so each data directory's topics and relay
+/// checkpoint live under their own namespace: a reused directory continues its own, a new or
+/// reset one never receives another's messages. The second value is true when the namespace
+/// is new.
+///
+/// # Errors
+/// [`DemoError::DataDir`] when the file cannot be read or written, or holds no namespace.
+pub fn bus_namespace(dir: &Path) -> Result<(String, bool), DemoError> {
+    let path = dir.join(BUS_NAMESPACE_FILE);
+    let invalid = |message: String| DemoError::DataDir {
+        path: path.clone(),
+        message,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let namespace = text.trim().to_owned();
+            let valid = !namespace.is_empty()
+                && namespace.len() <= 40
+                && namespace
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+            if valid {
+                Ok((namespace, false))
+            } else {
+                Err(invalid(format!(
+                    "{namespace:?} is not a bus namespace (ASCII letters, digits, '-' and '_'); delete the file or pass --reset"
+                )))
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let simple = uuid::Uuid::new_v4().simple().to_string();
+            let namespace = format!("demo-{}", &simple[..12]);
+            std::fs::write(&path, format!("{namespace}\n"))
+                .map_err(|error| invalid(format!("cannot write it: {error}")))?;
+            Ok((namespace, true))
+        }
+        Err(error) => Err(invalid(format!("cannot read it: {error}"))),
+    }
 }
 
 /// The SKU of `product` in warehouse `warehouse`: `w2:lamp`.

@@ -83,6 +83,8 @@ pub struct DemoReport {
     pub data_dir: String,
     /// True when an existing store was reused.
     pub reused: bool,
+    /// The message bus the run used: `embedded`, or the broker with the run's topic prefix.
+    pub message_bus: String,
     /// Orders sent.
     pub orders: u64,
     /// This run's orders now confirmed.
@@ -95,7 +97,8 @@ pub struct DemoReport {
     pub events_written: u64,
     /// The OrderProjection's lag (head minus checkpoint) at the end.
     pub projection_lag: u64,
-    /// Dead letters in the bus (all groups), e.g. the poisoned payments.
+    /// Dead letters in the bus (all groups; on a broker, of this data directory's topics),
+    /// e.g. the poisoned payments.
     pub dead_letters: u64,
     /// Seconds from the first CreateOrder to the last saga ending.
     pub elapsed_secs: f64,
