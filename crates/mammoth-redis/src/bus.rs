@@ -177,49 +177,155 @@ impl RedisBus {
     }
 
     /// Publishes `messages` to `topic` in one script call, moving relay checkpoint
-    /// `checkpoint` to the given position in the same step when one is given.
+    /// `checkpoint` to the given position in the same step when one is given (then
+    /// `positions` holds each message's log position, and messages at or below the stored
+    /// checkpoint are skipped inside the script).
     async fn publish_batch(
         &self,
         topic: &Topic,
         messages: &[OutgoingMessage],
-        checkpoint: Option<(String, Position)>,
+        positions: Option<&[Position]>,
+        checkpoint: Option<(&str, Position)>,
     ) -> Result<Vec<Published>, BusError> {
         let stream = self.stream_key(topic.as_str());
-        let mut invocation = self.shared.scripts.publish.prepare_invoke();
+        let script = &self.shared.scripts.publish;
         let (checkpoint_key, through) = checkpoint.unwrap_or_default();
-        invocation
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash())
+            .arg(0)
             .arg(&stream)
             .arg(format!("{stream}:seq"))
             .arg(format!("{stream}:dedup:"))
-            .arg(millis(self.shared.options.dedup_window).max(1))
+            .arg(dedup_window_millis(self.shared.options.dedup_window))
             .arg(checkpoint_key)
             .arg(through)
             .arg(self.meta_key("topics"))
-            .arg(topic.as_str());
-        let at = now_micros();
-        for message in messages {
-            let headers = serde_json::to_string(&message.headers).map_err(|error| {
-                BusError::backend("redis", "encoding message headers", error, false)
-            })?;
-            invocation
-                .arg(message.id.to_string())
-                .arg(key_tag(message.key.as_deref()))
+            .arg(topic.as_str())
+            .arg(now_micros());
+        let mut id = uuid::Uuid::encode_buffer();
+        let mut headers = String::new();
+        let mut tag = String::new();
+        for (index, message) in messages.iter().enumerate() {
+            headers.clear();
+            encode_headers(&message.headers, &mut headers);
+            tag.clear();
+            match message.key.as_deref() {
+                Some(key) => {
+                    tag.push('+');
+                    tag.push_str(key);
+                }
+                None => tag.push('-'),
+            }
+            let position = positions
+                .and_then(|positions| positions.get(index))
+                .copied()
+                .unwrap_or(0);
+            cmd.arg(&*message.id.hyphenated().encode_lower(&mut id))
+                .arg(tag.as_str())
                 .arg(message.payload.as_slice())
-                .arg(headers)
-                .arg(at);
+                .arg(headers.as_str())
+                .arg(position);
         }
-        let results: Vec<(u64, u8)> = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(failed("publishing"))?;
-        Ok(results
-            .into_iter()
-            .map(|(sequence, duplicate)| Published {
-                sequence,
-                duplicate: duplicate == 1,
-            })
-            .collect())
+        let mut conn = self.conn();
+        let answer: Result<Vec<u64>, redis::RedisError> = cmd.query_async(&mut conn).await;
+        let answer = match answer {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                let _: String = script
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(failed("publishing"))?;
+                cmd.query_async(&mut conn).await
+            }
+            other => other,
+        }
+        .map_err(failed("publishing"))?;
+        decode_published(&answer, messages.len())
     }
+}
+
+/// The de-duplication window in milliseconds as the publish script uses it: at least 1 ms,
+/// at most about 34 years (so slot arithmetic stays exact in Lua's doubles).
+fn dedup_window_millis(window: Duration) -> u64 {
+    millis(window).clamp(1, 1 << 40)
+}
+
+/// The headers as a JSON object, as `serde_json` writes a `BTreeMap<String, String>`.
+pub(crate) fn encode_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+    out: &mut String,
+) {
+    out.push('{');
+    for (index, (name, value)) in headers.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        json_string(name, out);
+        out.push(':');
+        json_string(value, out);
+    }
+    out.push('}');
+}
+
+fn json_string(text: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Decodes the publish script's answer `{base, i1, seq1, ...}` for `count` messages.
+pub(crate) fn decode_published(answer: &[u64], count: usize) -> Result<Vec<Published>, BusError> {
+    let Some((&base, duplicates)) = answer.split_first() else {
+        return Err(corrupt(
+            "publishing",
+            "the publish script answered nothing".to_owned(),
+        ));
+    };
+    let mut published: Vec<Published> = (1..=count as u64)
+        .map(|n| Published {
+            sequence: base + n,
+            duplicate: false,
+        })
+        .collect();
+    for pair in duplicates.chunks(2) {
+        let [index, sequence] = *pair else {
+            return Err(corrupt(
+                "publishing",
+                format!("odd publish answer {answer:?}"),
+            ));
+        };
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|index| index.checked_sub(1))
+            .and_then(|index| published.get_mut(index));
+        let Some(slot) = slot else {
+            return Err(corrupt(
+                "publishing",
+                format!("publish answer names message {index} of {count}"),
+            ));
+        };
+        *slot = Published {
+            sequence,
+            duplicate: true,
+        };
+    }
+    Ok(published)
 }
 
 impl MessageBus for RedisBus {
@@ -235,7 +341,7 @@ impl MessageBus for RedisBus {
                 "publish needs at least one message".to_owned(),
             ));
         }
-        self.publish_batch(topic, &messages, None).await
+        self.publish_batch(topic, &messages, None, None).await
     }
 
     async fn subscribe(
@@ -318,10 +424,11 @@ impl RelayTarget for RedisBus {
         Ok(stored.unwrap_or(0))
     }
 
-    /// Publishes the batch topic by topic, in order; the last topic's script also moves the
-    /// checkpoint, so a batch of one topic (the usual case) is relayed exactly once. After a
-    /// failure part-way, the retry re-publishes with the same ids and de-duplication drops
-    /// the copies. Events at or below the stored checkpoint are skipped.
+    /// Publishes the batch topic by topic, in order, one script call per topic; the last
+    /// topic's script also moves the checkpoint, so a batch of one topic (the usual case) is
+    /// relayed in one round trip, exactly once. After a failure part-way, the retry
+    /// re-publishes with the same ids and de-duplication drops the copies. Each script skips
+    /// the events at or below the checkpoint it finds stored.
     async fn relay_publish(
         &self,
         name: &str,
@@ -329,28 +436,37 @@ impl RelayTarget for RedisBus {
         through: Position,
     ) -> Result<(), BusError> {
         let checkpoint_key = self.meta_key(&format!("relay:{name}"));
-        let done = self.relay_checkpoint(name).await?;
-        let mut runs: Vec<(Topic, Vec<OutgoingMessage>)> = Vec::new();
+        let mut runs: Vec<(Topic, Vec<Position>, Vec<OutgoingMessage>)> = Vec::new();
         for (position, topic, message) in batch {
-            if position <= done {
-                continue;
-            }
             match runs.last_mut() {
-                Some((last, messages)) if *last == topic => messages.push(message),
-                _ => runs.push((topic, vec![message])),
+                Some((last, positions, messages)) if *last == topic => {
+                    positions.push(position);
+                    messages.push(message);
+                }
+                _ => runs.push((topic, vec![position], vec![message])),
             }
         }
         let last = runs.len();
-        for (index, (topic, messages)) in runs.iter().enumerate() {
-            let checkpoint = (index + 1 == last).then(|| (checkpoint_key.clone(), through));
-            self.publish_batch(topic, messages, checkpoint).await?;
+        for (index, (topic, positions, messages)) in runs.iter().enumerate() {
+            // Earlier topics' scripts only skip what the checkpoint covers; the last moves it.
+            let moves = if index + 1 == last { through } else { 0 };
+            self.publish_batch(
+                topic,
+                messages,
+                Some(positions),
+                Some((checkpoint_key.as_str(), moves)),
+            )
+            .await?;
         }
-        if last == 0 && through > done {
-            let _: () = self
-                .conn()
-                .set(&checkpoint_key, through)
-                .await
-                .map_err(failed("saving a relay checkpoint"))?;
+        if last == 0 {
+            let done = self.relay_checkpoint(name).await?;
+            if through > done {
+                let _: () = self
+                    .conn()
+                    .set(&checkpoint_key, through)
+                    .await
+                    .map_err(failed("saving a relay checkpoint"))?;
+            }
         }
         Ok(())
     }

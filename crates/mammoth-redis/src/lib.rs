@@ -6,7 +6,7 @@
 //! | contract | Redis |
 //! |---|---|
 //! | topic | a stream, `{prefix}{topic}` (the seed's `queue:{topic}` by default) |
-//! | publish, de-duplication | one script per batch: `SET NX PX` of an id key, then `XADD` |
+//! | publish, de-duplication | one script per batch: `HMGET` of the ids in the current and previous window slot hashes, `XADD` per new message, one `HSET` of the new ids |
 //! | consumer group | `XGROUP CREATE` on the topic's stream (at `0` or `$`) |
 //! | receive | `XAUTOCLAIM` of entries idle past the visibility timeout, then `XREADGROUP >` |
 //! | attempt | the pending entry's delivery count, plus the attempts a retry carried |
@@ -21,8 +21,9 @@
 //!
 //! Key layout for prefix `P`, topic `T`, group `G` (`:` and `@` never occur in a topic or
 //! group name, so the keys cannot collide with a topic's stream):
-//! - `P T`: the topic's stream; `P T :seq`: its sequence counter; `P T :dedup:<id>`: the
-//!   de-duplication keys (TTL: the window).
+//! - `P T`: the topic's stream; `P T :seq`: its sequence counter; `P T :dedup:<slot>`: the
+//!   de-duplication hashes (message id -> sequence), one per window-long time slot; a publish
+//!   checks the current and the previous slot, so an id is remembered one to two windows.
 //! - `P T :g: G :retry`: the group's own stream (retries and replays only this group sees);
 //!   `...:delayed` (ZSET) and `...:wait` (hash): retries waiting for their time;
 //!   `...:failed`: first failure times of expired leases; `...:locks`, `...:held:<key>`,

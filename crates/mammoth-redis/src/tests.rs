@@ -97,3 +97,34 @@ fn a_corrupt_entry_is_a_backend_error_naming_the_field() {
     let error = message(&topic, fields(&[("p", b"")])).expect_err("no id");
     assert!(error.to_string().contains("\"id\""), "{error}");
 }
+
+#[test]
+fn headers_are_encoded_exactly_as_serde_json_writes_them() {
+    let mut headers = std::collections::BTreeMap::new();
+    headers.insert("plain".to_owned(), "OrderPlaced".to_owned());
+    headers.insert(
+        "quote\"back\\slash".to_owned(),
+        "line\nfeed\ttab\r".to_owned(),
+    );
+    headers.insert("control".to_owned(), "\u{01}\u{08}\u{0c}\u{1f}".to_owned());
+    headers.insert("unicode".to_owned(), "é€😀/".to_owned());
+    let mut encoded = String::new();
+    crate::bus::encode_headers(&headers, &mut encoded);
+    assert_eq!(encoded, serde_json::to_string(&headers).expect("json"));
+    let mut empty = String::new();
+    crate::bus::encode_headers(&std::collections::BTreeMap::new(), &mut empty);
+    assert_eq!(empty, "{}");
+}
+
+#[test]
+fn a_publish_answer_numbers_new_messages_from_the_base_and_marks_listed_duplicates() {
+    let published = crate::bus::decode_published(&[40, 2, 17, 4, 0], 4).expect("answer");
+    let got: Vec<_> = published
+        .iter()
+        .map(|p| (p.sequence, p.duplicate))
+        .collect();
+    assert_eq!(got, [(41, false), (17, true), (43, false), (0, true)]);
+    assert!(crate::bus::decode_published(&[], 1).is_err());
+    assert!(crate::bus::decode_published(&[1, 5, 3], 2).is_err());
+    assert!(crate::bus::decode_published(&[1, 0, 3], 2).is_err());
+}
