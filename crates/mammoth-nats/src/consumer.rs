@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use mammoth_core::bus::{
     BusConsumer, BusError, ConsumerGroup, Delivery, Failure, Message, NackAction, NackOutcome,
     Receipt, SubscribeOptions, Topic,
@@ -19,6 +18,7 @@ use uuid::Uuid;
 use crate::bus::{NatsBus, nats, user_headers};
 use crate::names::{self, HEADER_ID, HEADER_KEY, HEADER_REPLAY_GROUP};
 use crate::order::{Gate, HOLD_CAP};
+use crate::pull::Puller;
 
 /// How long to wait for the server to confirm a nak, term or progress.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,11 +46,14 @@ pub struct NatsConsumer(Arc<Inner>);
 
 struct Inner {
     bus: NatsBus,
-    consumer: consumer::PullConsumer,
     name: String,
     topic: Topic,
     group: ConsumerGroup,
     options: SubscribeOptions,
+    /// The subject pull requests go to.
+    next_subject: String,
+    /// The pull requests' inbox, opened by the first receive.
+    puller: tokio::sync::Mutex<Option<Puller>>,
 }
 
 impl std::fmt::Debug for NatsConsumer {
@@ -97,47 +100,60 @@ impl NatsConsumer {
         group: ConsumerGroup,
         options: SubscribeOptions,
     ) -> Self {
+        let next_subject = format!(
+            "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+            consumer.cached_info().stream_name,
+            name
+        );
         Self(Arc::new(Inner {
             bus,
-            consumer,
             name,
             topic,
             group,
             options,
+            next_subject,
+            puller: tokio::sync::Mutex::new(None),
         }))
     }
 
     /// Fetches up to `max` messages: those available now, or (`wait` > 0) the first to come
-    /// within `wait`.
+    /// within `wait`. Messages that come for a request after its receive stopped waiting are
+    /// returned by a later call (see `pull.rs`), never dropped.
     async fn fetch(
         &self,
         max: usize,
         wait: Option<Duration>,
     ) -> Result<Vec<jetstream::Message>, BusError> {
-        let batch = match wait {
-            None => self.0.consumer.fetch().max_messages(max).messages().await,
-            Some(wait) => {
-                self.0
-                    .consumer
-                    .batch()
-                    .max_messages(max)
-                    .expires(wait)
-                    .messages()
-                    .await
-            }
+        let shared = &self.0.bus.shared;
+        let mut puller = self.0.puller.lock().await;
+        let puller = match &mut *puller {
+            Some(puller) => puller,
+            empty => empty.insert(Puller::open(&shared.client).await?),
         };
-        let mut batch = batch.map_err(nats("fetching"))?;
-        let mut got = Vec::new();
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => got.push(message),
-                // A full ack-pending window or an expired request ends the batch.
-                Err(error) if got.is_empty() && is_benign(&error) => break,
-                Err(_) if !got.is_empty() => break,
-                Err(error) => return Err(crate::bus::failed("fetching", true)(error)),
-            }
+        let messages = puller
+            .pull(
+                &shared.client,
+                &self.0.next_subject,
+                max,
+                wait,
+                self.0.options.visibility_timeout,
+            )
+            .await?;
+        Ok(messages
+            .into_iter()
+            .map(|message| jetstream::Message {
+                message,
+                context: shared.js.clone(),
+            })
+            .collect())
+    }
+
+    /// Gives fetched messages a receive could not turn into deliveries back to the puller,
+    /// for the next receive.
+    async fn keep(&self, messages: impl IntoIterator<Item = jetstream::Message>) {
+        if let Some(puller) = &mut *self.0.puller.lock().await {
+            puller.keep(messages.into_iter().map(|message| message.message));
         }
-        Ok(got)
     }
 
     /// Turns a fetched message into a delivery, or handles it here: a replay meant for another
@@ -349,20 +365,6 @@ impl NatsConsumer {
     }
 }
 
-/// Errors that mean "nothing to deliver now" rather than a failure.
-fn is_benign(error: &impl std::fmt::Display) -> bool {
-    let text = error.to_string().to_lowercase();
-    [
-        "timeout",
-        "timed out",
-        "no messages",
-        "max ack pending",
-        "exceeded maxackpending",
-    ]
-    .iter()
-    .any(|hint| text.contains(hint))
-}
-
 impl BusConsumer for NatsConsumer {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
         if max == 0 {
@@ -401,8 +403,20 @@ impl BusConsumer for NatsConsumer {
                     break;
                 }
             }
-            for message in fetched {
-                let Some(delivery) = self.admit(message).await? else {
+            let mut fetched = fetched.into_iter();
+            while let Some(message) = fetched.next() {
+                let admitted = match self.admit(message).await {
+                    Ok(admitted) => admitted,
+                    Err(error) => {
+                        // Hand back what is already leased rather than leave it in flight.
+                        self.keep(fetched).await;
+                        if out.is_empty() {
+                            return Err(error);
+                        }
+                        return Ok(out);
+                    }
+                };
+                let Some(delivery) = admitted else {
                     continue;
                 };
                 let delivery = if ordered {

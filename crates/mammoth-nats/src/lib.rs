@@ -27,6 +27,7 @@ mod consumer;
 mod dead;
 mod names;
 mod order;
+mod pull;
 mod relay;
 mod stats;
 
