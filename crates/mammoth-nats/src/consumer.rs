@@ -1,5 +1,6 @@
-//! [`NatsConsumer`]: one consumer of a group, a durable pull consumer. Receive fetches what is
-//! there at once or waits for the first message; ack, nack (`AckNak` with a delay, or the
+//! [`NatsConsumer`]: one consumer of a group, a durable pull consumer. Receive asks for what
+//! is there now (`no_wait` pull requests, polled until its wait is over: see `pull.rs` for why
+//! never an expiring request); ack, nack (`AckNak` with a delay, or the
 //! dead-letter stream and `AckTerm`) and extend (`AckProgress`) answer on the delivery's
 //! reply subject.
 
@@ -19,6 +20,13 @@ use crate::bus::{NatsBus, nats, user_headers};
 use crate::names::{self, HEADER_ID, HEADER_KEY, HEADER_REPLAY_GROUP};
 use crate::order::{Gate, HOLD_CAP};
 use crate::pull::Puller;
+
+/// The first pause between two pull requests of a receive that found nothing; it doubles up
+/// to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(2);
+
+/// The longest pause between two pull requests of a waiting receive.
+const POLL_MAX: Duration = Duration::from_millis(25);
 
 /// How long to wait for the server to confirm a nak, term or progress.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,14 +124,10 @@ impl NatsConsumer {
         }))
     }
 
-    /// Fetches up to `max` messages: those available now, or (`wait` > 0) the first to come
-    /// within `wait`. Messages that come for a request after its receive stopped waiting are
-    /// returned by a later call (see `pull.rs`), never dropped.
-    async fn fetch(
-        &self,
-        max: usize,
-        wait: Option<Duration>,
-    ) -> Result<Vec<jetstream::Message>, BusError> {
+    /// Fetches up to `max` messages available now. Messages that come for a request after
+    /// its receive stopped waiting are returned by a later call (see `pull.rs`), never
+    /// dropped.
+    async fn fetch(&self, max: usize) -> Result<Vec<jetstream::Message>, BusError> {
         let shared = &self.0.bus.shared;
         let mut puller = self.0.puller.lock().await;
         let puller = match &mut *puller {
@@ -135,7 +139,6 @@ impl NatsConsumer {
                 &shared.client,
                 &self.0.next_subject,
                 max,
-                wait,
                 self.0.options.visibility_timeout,
             )
             .await?;
@@ -375,6 +378,7 @@ impl BusConsumer for NatsConsumer {
         let ordered = self.0.options.ordered_by_key;
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
+        let mut pause = POLL_FIRST;
         loop {
             if ordered {
                 let room = max - out.len();
@@ -392,16 +396,15 @@ impl BusConsumer for NatsConsumer {
                 tokio::time::sleep(left.min(Duration::from_millis(20))).await;
                 continue;
             }
-            let mut fetched = self.fetch(max - out.len(), None).await?;
+            let fetched = self.fetch(max - out.len()).await?;
             if fetched.is_empty() {
-                if !out.is_empty() || left < Duration::from_millis(2) {
+                if !out.is_empty() || left.is_zero() {
                     break;
                 }
-                // Wait for the first message only: a batch request waits for all it asks for.
-                fetched = self.fetch(1, Some(left)).await?;
-                if fetched.is_empty() {
-                    break;
-                }
+                // Nothing yet: ask again after a pause (the last time at the deadline).
+                tokio::time::sleep(left.min(pause)).await;
+                pause = (pause * 2).min(POLL_MAX);
+                continue;
             }
             let mut fetched = fetched.into_iter();
             while let Some(message) = fetched.next() {

@@ -1,16 +1,20 @@
 //! [`Puller`]: pull requests of one consumer, answered on one long-lived inbox subscription.
 //!
-//! Why not the client library's `fetch` / `batch`: each of those subscribes a fresh inbox for
-//! one request and unsubscribes when the request ends. nats-server (2.9) silently forgets a
-//! waiting request that expired by the time a message becomes available for it (no `408`
-//! status is sent in that case), so the library waits for its own fallback timer, the expiry
-//! plus 5 seconds, and the receive that asked for 200 ms returns after 5.2 s, empty; a message
-//! delivered to a request whose inbox was already gone would sit in flight until `ack_wait`
-//! and come back with a higher delivery count. Here every request of the consumer is answered
-//! on `{inbox}.{n}` under one subscription to `{inbox}.*` that lives as long as the consumer:
-//! a receive stops waiting at its own deadline (plus a short grace for the server's answer),
-//! and whatever a request still delivers later is kept and returned by the next receive
-//! (unless its lease has run out by then, in which case the server redelivers it).
+//! Why not the client library's `fetch` / `batch`, and why never a request with an expiry:
+//! nats-server 2.9 silently forgets a waiting pull request that has expired by the time a
+//! message becomes available for it (no `408` status), so the library's batch waited for its
+//! own fallback timer, the expiry plus 5 seconds (a 200 ms receive came back after 5.2 s,
+//! empty); and on that path the server puts the message back with its delivery count rolled
+//! back one too far, so the redelivery after a lease expiry came as attempt 1 again (seen as
+//! `$JS.ACK.<stream>.<consumer>.1.1.2...`: delivery count 1, consumer sequence 2). So every
+//! request here is `no_wait` without an expiry, which the server answers at once (`404` when
+//! nothing is ready) and never expires, and a receive that waits polls (see `consumer.rs`).
+//!
+//! Every request of the consumer is answered on `{inbox}.{n}` under one subscription to
+//! `{inbox}.*` that lives as long as the consumer: a receive stops listening at its own
+//! deadline, and whatever a request still delivers later (the server may hold a `no_wait`
+//! request until a message it counted is ready) is kept and returned by the next receive,
+//! unless its lease has run out by then, in which case the server redelivers it.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -24,16 +28,13 @@ use tokio::time::Instant;
 
 use crate::bus::nats;
 
-/// How long past a request's own expiry a receive waits for the server's answer.
+/// How long a receive listens for the server's answer to a `no_wait` request.
 const GRACE: Duration = Duration::from_millis(250);
 
 /// The body of a `CONSUMER.MSG.NEXT` request.
 #[derive(Serialize)]
 struct NextRequest {
     batch: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     no_wait: bool,
 }
 
@@ -80,14 +81,12 @@ impl Puller {
     }
 
     /// Up to `max` messages: those kept from earlier requests (still within `lease`), else
-    /// the answer to one request: `wait` `None` takes what is there now, `Some(wait)` waits
-    /// up to `wait` for the first message.
+    /// the answer to one `no_wait` request.
     pub(crate) async fn pull(
         &mut self,
         client: &async_nats::Client,
         next_subject: &str,
         max: usize,
-        wait: Option<Duration>,
         lease: Duration,
     ) -> Result<Vec<async_nats::Message>, BusError> {
         self.keep_arrived();
@@ -104,24 +103,11 @@ impl Puller {
         }
         self.next_request = self.next_request.wrapping_add(1);
         let reply = format!("{}.{}", self.inbox, self.next_request);
-        let (request, until) = match wait {
-            None => (
-                NextRequest {
-                    batch: max,
-                    expires: None,
-                    no_wait: true,
-                },
-                Instant::now() + GRACE,
-            ),
-            Some(wait) => (
-                NextRequest {
-                    batch: 1,
-                    expires: Some(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
-                    no_wait: false,
-                },
-                Instant::now() + wait + GRACE,
-            ),
+        let request = NextRequest {
+            batch: max,
+            no_wait: true,
         };
+        let until = Instant::now() + GRACE;
         let want = request.batch;
         let body = serde_json::to_vec(&request).unwrap_or_default();
         client
