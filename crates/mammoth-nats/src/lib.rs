@@ -12,6 +12,7 @@
 //! | message id, dedup window | `Nats-Msg-Id`, the stream's `duplicate_window` |
 //! | consumer group `G` of `T` | durable pull consumer `G=T` (dots as `=`) filtered on `T`'s subject |
 //! | visibility timeout | `ack_wait`; extend is `AckProgress` (resets the full `ack_wait`) |
+//! | receive | `no_wait` pull requests answered on one inbox per consumer, polled while the receive waits (never an expiring request: nats-server 2.9 forgets one silently and miscounts the delivery; see `pull.rs`) |
 //! | attempt | `num_delivered` of the delivery |
 //! | nack with delay | `AckNak` with a delay |
 //! | max attempts | checked on receive and nack; `max_deliver` is a backstop above it |
