@@ -114,17 +114,30 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
             ..RelayProgress::default()
         };
         let all = EventFilter::all();
-        while progress.checkpoint < head {
-            let from = progress.checkpoint + 1;
-            let events = self
-                .with_retry_store(|| self.store.read_all(from, &all, self.batch))
-                .await?;
-            let Some(last) = events.last().map(|event| event.position) else {
-                break;
+        let all = &all;
+        let read = |from: Position| {
+            self.with_retry_store(move || self.store.read_all(from, all, self.batch))
+        };
+        let mut events = if progress.checkpoint < head {
+            read(progress.checkpoint + 1).await?
+        } else {
+            Vec::new()
+        };
+        while let Some(last) = events.last().map(|event| event.position) {
+            // The next batch is read while this one is published: reads do not depend on the
+            // publish, and the checkpoint still moves batch by batch, in order.
+            let following = async {
+                if last < head {
+                    read(last + 1).await
+                } else {
+                    Ok(Vec::new())
+                }
             };
-            progress.published += self.publish(&events, last).await?;
+            let (published, following) = tokio::join!(self.publish(&events, last), following);
+            progress.published += published?;
             progress.events += events.len() as u64;
             progress.checkpoint = last;
+            events = following?;
         }
         Ok(progress)
     }
