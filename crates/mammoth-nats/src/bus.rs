@@ -73,6 +73,9 @@ pub(crate) struct Shared {
     pub(crate) messages: stream::Stream,
     pub(crate) dead: stream::Stream,
     pub(crate) relay: Bucket,
+    /// The relay checkpoints this bus last read or saved, by relay name, so a relay's
+    /// publish does not read its checkpoint back from the bucket every batch.
+    pub(crate) relay_checkpoints: Mutex<HashMap<String, u64>>,
     pub(crate) failures: Bucket,
     pub(crate) leases: Leases,
     pub(crate) gates: Mutex<HashMap<String, Gate>>,
@@ -169,6 +172,7 @@ impl NatsBus {
                 messages,
                 dead,
                 relay,
+                relay_checkpoints: Mutex::default(),
                 failures,
                 leases: Arc::default(),
                 gates: Mutex::default(),
