@@ -124,8 +124,8 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     let config = &settings.config;
     if settings.store.backend != EventStoreBackend::Sqlite {
         return Err(ConfigProblem(format!(
-            "mammoth demo keeps its event store in embedded SQLite: event_store.backend is {:?}; set it to \"sqlite\" (the message bus may be \"embedded\", \"nats\" or \"redis\")",
-            settings.store.backend
+            "mammoth demo keeps its event store in embedded SQLite: event_store.backend is \"{}\"; set it to \"sqlite\" (the message bus may be \"embedded\", \"nats\" or \"redis\")",
+            settings.store.backend.as_str()
         ))
         .into());
     }

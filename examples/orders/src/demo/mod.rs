@@ -105,7 +105,8 @@ pub struct DemoOptions {
     pub payment_deadline: Duration,
     /// Warehouses the SKUs are spread over (default 4).
     pub warehouses: usize,
-    /// The run's id: the prefix of its order ids. `None`: `d<head of the log>`, new per run.
+    /// The run's id: the prefix of its order ids. `None`: `d<head of the log>`, new per run
+    /// (on a broker, `d<head>-<namespace>`, new per run and data directory).
     pub run_id: Option<String>,
     /// Retries of the services' bus deliveries. `None`: fast (3 attempts from 50 ms).
     pub bus_retry: Option<RetryPolicy>,
@@ -328,6 +329,7 @@ pub async fn run(
                 bus,
                 names: BusNames::embedded(),
                 label: "embedded".to_owned(),
+                run_tag: None,
             };
             run_on(&options, &dir, store.clone(), on, reporter).await
         }
@@ -375,10 +377,19 @@ where
             message: error.to_string(),
         }
     })?;
+    // The saga's command events have ids derived from the saga (order) id, and a broker drops
+    // a message id it saw within its de-duplication window (JetStream: stream-wide): another
+    // directory's `d0` run would make this one's commands vanish. The run id carries the
+    // namespace's random part so order ids, and so message ids, differ per directory.
+    let run_tag = namespace
+        .strip_prefix("demo-")
+        .unwrap_or(&namespace)
+        .to_owned();
     let on = BusOn {
         bus,
         label: format!("{label} ({namespace})"),
         names: BusNames::namespaced(namespace),
+        run_tag: Some(run_tag),
     };
     let outcome = run_on(&options, &dir, store.clone(), on, reporter).await;
     store.close().await?;
@@ -390,6 +401,8 @@ struct BusOn<B> {
     bus: B,
     names: BusNames,
     label: String,
+    /// Appended to the default run id (`d{head}-{tag}`), on a broker.
+    run_tag: Option<String>,
 }
 
 fn check_options(options: &DemoOptions) -> Result<(), DemoError> {
@@ -417,12 +430,17 @@ async fn run_on<B>(
 where
     B: MessageBus + RelayTarget + Clone + 'static,
 {
-    let BusOn { bus, names, label } = on;
+    let BusOn {
+        bus,
+        names,
+        label,
+        run_tag,
+    } = on;
     let start_head = store.head_position().await?;
-    let run_id = options
-        .run_id
-        .clone()
-        .unwrap_or_else(|| format!("d{start_head}"));
+    let run_id = options.run_id.clone().unwrap_or_else(|| match &run_tag {
+        None => format!("d{start_head}"),
+        Some(tag) => format!("d{start_head}-{tag}"),
+    });
     let prefix = format!("{run_id}-");
     let bus_path = dir.bus_path();
     let snapshots = SqliteSnapshotStore::open(&bus_path)?;
