@@ -170,7 +170,8 @@ impl Puller {
         }
     }
 
-    /// Keeps `messages` (fetched beyond what a receive could take) for the next receive.
+    /// Keeps fetched `messages` a receive could not hand out (it failed part way) for the
+    /// next receive.
     pub(crate) fn keep(&mut self, messages: impl IntoIterator<Item = async_nats::Message>) {
         let now = Instant::now();
         for message in messages {
