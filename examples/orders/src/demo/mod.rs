@@ -360,9 +360,13 @@ where
     let dir = setup::prepare(&options.data_dir, options.reset).await?;
     reporter.message(&dir.message);
     let (namespace, new) = setup::bus_namespace(&dir.path)?;
-    reporter.message(&if new {
+    reporter.message(&if new && options.reset {
         format!(
-            "message bus {label}: topics and relay checkpoint under the new namespace {namespace} (a broker keeps earlier runs' messages, which --reset cannot delete; each data directory uses its own names, so none reach this run)"
+            "message bus {label}: --reset cannot delete the earlier runs' messages, dead letters and relay checkpoint on the broker (they stay under their old namespace); this run uses the new namespace {namespace}, so none of them reach it"
+        )
+    } else if new {
+        format!(
+            "message bus {label}: topics and relay checkpoint under the new namespace {namespace} (a broker keeps other runs' messages; each data directory uses its own names, so none reach this run)"
         )
     } else {
         format!("message bus {label}: continuing this data directory's namespace {namespace}")

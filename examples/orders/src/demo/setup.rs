@@ -274,3 +274,37 @@ pub fn poisoned(run_id: &str, orders: usize, poison: usize) -> BTreeSet<String> 
         .map(|i| order_id(run_id, i * orders / poison + orders / (2 * poison)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_data_directory_keeps_its_bus_namespace_until_it_is_reset() {
+        let temp = tempfile::tempdir().expect("temporary directory");
+        let dir = temp.path().join("demo");
+        prepare(&dir, false).await.expect("new directory");
+        let (first, new) = bus_namespace(&dir).expect("namespace");
+        assert!(new, "a new directory gets a new namespace");
+        assert!(first.starts_with("demo-"), "{first}");
+        let (again, new) = bus_namespace(&dir).expect("namespace");
+        assert_eq!((again.as_str(), new), (first.as_str(), false));
+
+        // A store in the directory makes the next prepare a reset, which drops the namespace.
+        let store =
+            SqliteEventStore::open(dir.join(STORE_FILE), SqliteOptions::default()).expect("store");
+        store.close().await.expect("close");
+        prepare(&dir, true).await.expect("reset");
+        let (after_reset, new) = bus_namespace(&dir).expect("namespace");
+        assert!(new, "a reset directory gets a new namespace");
+        assert_ne!(after_reset, first);
+    }
+
+    #[test]
+    fn a_namespace_file_with_an_unusable_name_is_refused_with_the_fix() {
+        let temp = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(temp.path().join(BUS_NAMESPACE_FILE), "a.b c\n").expect("write");
+        let error = bus_namespace(temp.path()).expect_err("bad namespace");
+        assert!(error.to_string().contains("--reset"), "{error}");
+    }
+}
