@@ -54,7 +54,9 @@ pub struct DemoArgs {
     pub data_dir: Option<PathBuf>,
 
     /// Remove the demo's existing store first. Without it an existing store is reused: the
-    /// new run adds its orders, and sagas a previous run left unfinished continue.
+    /// new run adds its orders, and sagas a previous run left unfinished continue. On a broker
+    /// bus (NATS, Redis) a reset cannot delete what earlier runs left there: the reset directory
+    /// gets a new namespace for its topics, so none of it reaches the new run.
     #[arg(long)]
     pub reset: bool,
 

@@ -10,6 +10,10 @@
 //! - the inventory, payment and order services, one bus worker each ([`crate::services`]);
 //! - the OrderProjection;
 //!
+//! [`run_with_bus`] does the same with the message bus on a broker (NATS JetStream, Redis
+//! Streams: any [`MessageBus`] + [`RelayTarget`]), everything else staying in SQLite; its
+//! topics, relay name and run ids carry the data directory's namespace ([`BusNames`],
+//! [`setup::bus_namespace`]). Either way it
 //! sends the orders concurrently, follows the log until every saga of the run has ended
 //! (reporting [`Progress`]), stops everything, and builds the [`DemoReport`]: counts, per-stage
 //! timings and the invariants, all read back from the store ([`invariants`]).
