@@ -7,14 +7,12 @@
 //! separate one. Saves run at `synchronous=FULL`: a checkpoint that went backwards after a
 //! power cut would only re-deliver events, but re-delivery costs the consumer work.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
 
 use mammoth_core::{CheckpointStore, Position, StoreError};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use crate::error::on;
+use crate::side::{Actions, SideConnection};
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY NOT NULL,
@@ -22,17 +20,23 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS checkpoints (
     updated_at INTEGER NOT NULL
 )";
 
+const ACTIONS: Actions = Actions {
+    directory: "creating the checkpoint directory",
+    open: "opening the checkpoint store",
+    configure: "configuring the checkpoint store",
+    create: "creating the checkpoints table",
+};
+
 /// Durable named checkpoints in the SQLite file at a path. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteCheckpointStore {
-    path: Arc<PathBuf>,
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl std::fmt::Debug for SqliteCheckpointStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteCheckpointStore")
-            .field("path", &self.path)
+            .field("path", &self.conn.path())
             .finish_non_exhaustive()
     }
 }
@@ -43,44 +47,14 @@ impl SqliteCheckpointStore {
     /// # Errors
     /// [`StoreError::Backend`] when the file cannot be opened or the table created.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                StoreError::backend("sqlite", "creating the checkpoint directory", error, false)
-            })?;
-        }
-        let conn = Connection::open(&path).map_err(on("opening the checkpoint store"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(on("configuring the checkpoint store"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(on("configuring the checkpoint store"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(on("configuring the checkpoint store"))?;
-        conn.execute(CREATE, [])
-            .map_err(on("creating the checkpoints table"))?;
         Ok(Self {
-            path: Arc::new(path),
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SideConnection::open(path.as_ref(), &ACTIONS, CREATE)?,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    async fn with_conn<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-        action: &'static str,
-    ) -> Result<T, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&conn).map_err(on(action))
-        })
-        .await
-        .map_err(|error| StoreError::backend("sqlite", action, error, false))?
+        self.conn.path()
     }
 }
 
@@ -91,49 +65,52 @@ fn to_position(value: i64) -> Position {
 impl CheckpointStore for SqliteCheckpointStore {
     async fn load(&self, name: &str) -> Result<Option<Position>, StoreError> {
         let name = name.to_owned();
-        self.with_conn(
-            move |conn| {
-                conn.prepare_cached("SELECT position FROM checkpoints WHERE name = ?1")?
-                    .query_row([name], |row| row.get::<_, i64>(0))
-                    .optional()
-                    .map(|found| found.map(to_position))
-            },
-            "loading a checkpoint",
-        )
-        .await
+        self.conn
+            .run(
+                move |conn| {
+                    conn.prepare_cached("SELECT position FROM checkpoints WHERE name = ?1")?
+                        .query_row([name], |row| row.get::<_, i64>(0))
+                        .optional()
+                        .map(|found| found.map(to_position))
+                },
+                "loading a checkpoint",
+            )
+            .await
     }
 
     async fn save(&self, name: &str, position: Position) -> Result<(), StoreError> {
         let name = name.to_owned();
         let position = i64::try_from(position).unwrap_or(i64::MAX);
-        self.with_conn(
-            move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3)
+        self.conn
+            .run(
+                move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (name) DO UPDATE SET
                          position = excluded.position, updated_at = excluded.updated_at",
-                )?
-                .execute(params![name, position, mammoth_core::now_micros()])
-                .map(drop)
-            },
-            "saving a checkpoint",
-        )
-        .await
+                    )?
+                    .execute(params![name, position, mammoth_core::now_micros()])
+                    .map(drop)
+                },
+                "saving a checkpoint",
+            )
+            .await
     }
 
     async fn list(&self) -> Result<Vec<(String, Position)>, StoreError> {
-        self.with_conn(
-            |conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT name, position FROM checkpoints ORDER BY name")?;
-                let rows = statement.query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, to_position(row.get(1)?)))
-                })?;
-                rows.collect()
-            },
-            "listing checkpoints",
-        )
-        .await
+        self.conn
+            .run(
+                |conn| {
+                    let mut statement = conn
+                        .prepare_cached("SELECT name, position FROM checkpoints ORDER BY name")?;
+                    let rows = statement.query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, to_position(row.get(1)?)))
+                    })?;
+                    rows.collect()
+                },
+                "listing checkpoints",
+            )
+            .await
     }
 }
 

@@ -28,6 +28,7 @@ mod read;
 pub mod read_model;
 pub mod saga;
 pub mod schema;
+mod side;
 pub mod snapshot;
 mod store;
 mod tail;

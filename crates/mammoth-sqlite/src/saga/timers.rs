@@ -2,16 +2,14 @@
 //! on a connection of its own. Upserts run at `synchronous=FULL`, so a deadline scheduled
 //! before a crash fires after the restart.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
 
 use mammoth_core::StoreError;
 use mammoth_core::saga::{Timer, TimerStore};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use uuid::Uuid;
 
-use crate::error::on;
+use crate::side::{Actions, SideConnection};
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS saga_timers (
     id TEXT PRIMARY KEY NOT NULL,
@@ -22,17 +20,23 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS saga_timers (
 );
 CREATE INDEX IF NOT EXISTS saga_timers_due ON saga_timers (saga_type, due_micros)";
 
+const ACTIONS: Actions = Actions {
+    directory: "creating the timer directory",
+    open: "opening the timer store",
+    configure: "configuring the timer store",
+    create: "creating the saga_timers table",
+};
+
 /// Durable saga timers in the SQLite file at a path. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteTimerStore {
-    path: Arc<PathBuf>,
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl std::fmt::Debug for SqliteTimerStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteTimerStore")
-            .field("path", &self.path)
+            .field("path", &self.conn.path())
             .finish_non_exhaustive()
     }
 }
@@ -44,44 +48,14 @@ impl SqliteTimerStore {
     /// # Errors
     /// [`StoreError::Backend`] when the file cannot be opened or the table created.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                StoreError::backend("sqlite", "creating the timer directory", error, false)
-            })?;
-        }
-        let conn = Connection::open(&path).map_err(on("opening the timer store"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(on("configuring the timer store"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(on("configuring the timer store"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(on("configuring the timer store"))?;
-        conn.execute_batch(CREATE)
-            .map_err(on("creating the saga_timers table"))?;
         Ok(Self {
-            path: Arc::new(path),
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SideConnection::open(path.as_ref(), &ACTIONS, CREATE)?,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    async fn with_conn<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
-        action: &'static str,
-    ) -> Result<T, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut conn).map_err(on(action))
-        })
-        .await
-        .map_err(|error| StoreError::backend("sqlite", action, error, false))?
+        self.conn.path()
     }
 }
 
@@ -103,48 +77,51 @@ const COLUMNS: &str = "id, saga_type, saga_id, name, due_micros";
 impl TimerStore for SqliteTimerStore {
     async fn upsert(&self, timers: &[Timer]) -> Result<(), StoreError> {
         let timers = timers.to_vec();
-        self.with_conn(
-            move |conn| {
-                let tx = conn.transaction()?;
-                {
-                    let mut insert = tx.prepare_cached(
-                        "INSERT INTO saga_timers (id, saga_type, saga_id, name, due_micros)
+        self.conn
+            .run(
+                move |conn| {
+                    let tx = conn.transaction()?;
+                    {
+                        let mut insert = tx.prepare_cached(
+                            "INSERT INTO saga_timers (id, saga_type, saga_id, name, due_micros)
                          VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (id) DO UPDATE SET due_micros = excluded.due_micros",
-                    )?;
-                    for timer in &timers {
-                        insert.execute(params![
-                            timer.id.to_string(),
-                            timer.saga_type,
-                            timer.saga_id,
-                            timer.name,
-                            timer.due_micros
-                        ])?;
+                        )?;
+                        for timer in &timers {
+                            insert.execute(params![
+                                timer.id.to_string(),
+                                timer.saga_type,
+                                timer.saga_id,
+                                timer.name,
+                                timer.due_micros
+                            ])?;
+                        }
                     }
-                }
-                tx.commit()
-            },
-            "storing saga timers",
-        )
-        .await
+                    tx.commit()
+                },
+                "storing saga timers",
+            )
+            .await
     }
 
     async fn delete(&self, ids: &[Uuid]) -> Result<(), StoreError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.with_conn(
-            move |conn| {
-                let tx = conn.transaction()?;
-                {
-                    let mut delete = tx.prepare_cached("DELETE FROM saga_timers WHERE id = ?1")?;
-                    for id in &ids {
-                        delete.execute([id])?;
+        self.conn
+            .run(
+                move |conn| {
+                    let tx = conn.transaction()?;
+                    {
+                        let mut delete =
+                            tx.prepare_cached("DELETE FROM saga_timers WHERE id = ?1")?;
+                        for id in &ids {
+                            delete.execute([id])?;
+                        }
                     }
-                }
-                tx.commit()
-            },
-            "deleting saga timers",
-        )
-        .await
+                    tx.commit()
+                },
+                "deleting saga timers",
+            )
+            .await
     }
 
     async fn due(
@@ -155,32 +132,34 @@ impl TimerStore for SqliteTimerStore {
     ) -> Result<Vec<Timer>, StoreError> {
         let saga_type = saga_type.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_conn(
-            move |conn| {
-                let mut statement = conn.prepare_cached(&format!(
+        self.conn
+            .run(
+                move |conn| {
+                    let mut statement = conn.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM saga_timers WHERE saga_type = ?1 AND due_micros <= ?2
                      ORDER BY due_micros, id LIMIT ?3"
                 ))?;
-                let rows =
-                    statement.query_map(params![saga_type, now_micros, limit], read_timer)?;
-                rows.collect()
-            },
-            "reading due saga timers",
-        )
-        .await
+                    let rows =
+                        statement.query_map(params![saga_type, now_micros, limit], read_timer)?;
+                    rows.collect()
+                },
+                "reading due saga timers",
+            )
+            .await
     }
 
     async fn pending(&self) -> Result<Vec<Timer>, StoreError> {
-        self.with_conn(
-            |conn| {
-                let mut statement = conn.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM saga_timers ORDER BY due_micros, id"
-                ))?;
-                let rows = statement.query_map([], read_timer)?;
-                rows.collect()
-            },
-            "listing saga timers",
-        )
-        .await
+        self.conn
+            .run(
+                |conn| {
+                    let mut statement = conn.prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM saga_timers ORDER BY due_micros, id"
+                    ))?;
+                    let rows = statement.query_map([], read_timer)?;
+                    rows.collect()
+                },
+                "listing saga timers",
+            )
+            .await
     }
 }
