@@ -87,7 +87,8 @@ pub async fn run(global: &GlobalOptions) -> anyhow::Result<()> {
             let checkpoint = u64::try_from(position).unwrap_or(0);
             report.projections.push(ProjectionLine {
                 name,
-                state: "checkpoint".to_owned(),
+                // Only its checkpoint is on disk; whether it runs is known to its process.
+                state: "saga runner".to_owned(),
                 checkpoint,
                 lag: head.saturating_sub(checkpoint),
             });
