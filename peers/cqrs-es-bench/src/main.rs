@@ -98,12 +98,33 @@ pub struct Measured {
     pub retries: u64,
     /// Wall time.
     pub seconds: f64,
+    /// WAL flushes the server made meanwhile (`pg_stat_wal.wal_sync`), when it reports them:
+    /// how many commits each flush carried, i.e. how well commits were grouped.
+    pub wal_syncs: Option<u64>,
 }
 
 impl Measured {
     fn per_second(self) -> f64 {
-        self.commands as f64 / self.seconds
+        if self.seconds > 0.0 {
+            self.commands as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
+
+    fn per_wal_sync(self) -> Option<f64> {
+        self.wal_syncs
+            .filter(|syncs| *syncs > 0)
+            .map(|syncs| self.commands as f64 / syncs as f64)
+    }
+}
+
+/// Which frameworks a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Only {
+    Both,
+    Mammoth,
+    CqrsEs,
 }
 
 /// One row of the result, as `--json` prints it.
@@ -120,6 +141,9 @@ struct Row {
     mammoth_runs: Vec<f64>,
     cqrs_es_retries: Vec<u64>,
     mammoth_retries: Vec<u64>,
+    /// Commands per WAL flush, median (absent when the server does not report flushes).
+    cqrs_es_commands_per_wal_sync: Option<f64>,
+    mammoth_commands_per_wal_sync: Option<f64>,
     /// The issue's target at 64 callers: mammoth at least 10 times cqrs-es.
     target_ratio: Option<f64>,
     meets_target: Option<bool>,
@@ -132,15 +156,17 @@ struct Options {
     json: bool,
     peer_pool: u32,
     per_aggregate: u64,
+    only: Only,
 }
 
-const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--json]
+const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--only mammoth|cqrs-es] [--json]
   --url         PostgreSQL URL (default $MAMMOTH_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres)
   --seconds     seconds per case (default 3)
   --runs        runs; medians are reported (default 3)
   --peer-pool   cqrs-es connection pool size (default 10, as postgres-es's default_postgress_pool)
   --commands-per-aggregate N
                 commands a caller sends to one aggregate before moving to a new one (default 10)
+  --only        measure one framework alone (for profiling; no ratio)
   --json        one JSON object per case instead of a table";
 
 fn parse_options() -> Result<Options, String> {
@@ -152,6 +178,7 @@ fn parse_options() -> Result<Options, String> {
         json: false,
         peer_pool: 10,
         per_aggregate: COMMANDS_PER_AGGREGATE,
+        only: Only::Both,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -178,6 +205,15 @@ fn parse_options() -> Result<Options, String> {
                 options.per_aggregate = value("--commands-per-aggregate")?
                     .parse()
                     .map_err(|e| format!("--commands-per-aggregate: {e}"))?;
+            }
+            "--only" => {
+                options.only = match value("--only")?.as_str() {
+                    "mammoth" => Only::Mammoth,
+                    "cqrs-es" => Only::CqrsEs,
+                    other => {
+                        return Err(format!("--only: {other:?} is neither mammoth nor cqrs-es"));
+                    }
+                };
             }
             "--json" => options.json = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -225,12 +261,12 @@ async fn run(options: &Options) -> Result<(), BoxError> {
             let tag = format!("{}_{}_{run}_{index}", std::process::id(), started_nanos());
             // Alternate which framework goes first, so neither always gets the warmer cache.
             let (peer, ours) = if (run + index) % 2 == 0 {
-                let peer = peer::measure(options, *case, &tag).await?;
-                let ours = mammoth_side::measure(options, *case, &tag).await?;
+                let peer = measure_peer(options, *case, &tag).await?;
+                let ours = measure_mammoth(options, *case, &tag).await?;
                 (peer, ours)
             } else {
-                let ours = mammoth_side::measure(options, *case, &tag).await?;
-                let peer = peer::measure(options, *case, &tag).await?;
+                let ours = measure_mammoth(options, *case, &tag).await?;
+                let peer = measure_peer(options, *case, &tag).await?;
                 (peer, ours)
             };
             eprintln!(
@@ -267,6 +303,54 @@ async fn run(options: &Options) -> Result<(), BoxError> {
     Ok(())
 }
 
+async fn measure_peer(options: &Options, case: Case, tag: &str) -> Result<Measured, BoxError> {
+    if options.only == Only::Mammoth {
+        return Ok(Measured::default());
+    }
+    let before = wal_syncs(&options.url).await;
+    let measured = peer::measure(options, case, tag).await?;
+    Ok(with_wal_syncs(
+        measured,
+        before,
+        wal_syncs(&options.url).await,
+    ))
+}
+
+async fn measure_mammoth(options: &Options, case: Case, tag: &str) -> Result<Measured, BoxError> {
+    if options.only == Only::CqrsEs {
+        return Ok(Measured::default());
+    }
+    let before = wal_syncs(&options.url).await;
+    let measured = mammoth_side::measure(options, case, tag).await?;
+    Ok(with_wal_syncs(
+        measured,
+        before,
+        wal_syncs(&options.url).await,
+    ))
+}
+
+fn with_wal_syncs(measured: Measured, before: Option<i64>, after: Option<i64>) -> Measured {
+    let wal_syncs = before
+        .zip(after)
+        .and_then(|(before, after)| u64::try_from(after - before).ok());
+    Measured {
+        wal_syncs,
+        ..measured
+    }
+}
+
+/// The server's WAL flush count so far (PostgreSQL 14+), `None` when it cannot tell.
+async fn wal_syncs(url: &str) -> Option<i64> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await.ok()?;
+    let syncs = sqlx::query_scalar::<_, i64>("SELECT wal_sync FROM pg_stat_wal")
+        .fetch_one(&mut connection)
+        .await
+        .ok();
+    let _ = connection.close().await;
+    syncs
+}
+
 fn started_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,13 +369,22 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The median of the values every run has, `None` when a run lacks one.
+fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Option<Vec<f64>> = values.collect();
+    values
+        .filter(|values| !values.is_empty())
+        .map(|values| median(&values))
+}
+
 fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
     let cqrs_es_runs: Vec<f64> = runs.iter().map(|(p, _)| p.per_second()).collect();
     let mammoth_runs: Vec<f64> = runs.iter().map(|(_, m)| m.per_second()).collect();
     let peer = median(&cqrs_es_runs);
     let ours = median(&mammoth_runs);
-    let ratio = ours / peer;
-    let target_ratio = (case.callers == 64).then_some(10.0);
+    let both = peer > 0.0 && ours > 0.0;
+    let ratio = if both { ours / peer } else { 0.0 };
+    let target_ratio = (case.callers == 64 && both).then_some(10.0);
     Row {
         case: case.name(),
         callers: case.callers,
@@ -304,6 +397,8 @@ fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
         mammoth_runs,
         cqrs_es_retries: runs.iter().map(|(p, _)| p.retries).collect(),
         mammoth_retries: runs.iter().map(|(_, m)| m.retries).collect(),
+        cqrs_es_commands_per_wal_sync: median_of(runs.iter().map(|(p, _)| p.per_wal_sync())),
+        mammoth_commands_per_wal_sync: median_of(runs.iter().map(|(_, m)| m.per_wal_sync())),
         target_ratio,
         meets_target: target_ratio.map(|target| ratio >= target),
     }
@@ -318,8 +413,8 @@ fn print_table(options: &Options, rows: &[Row]) {
         options.runs
     );
     println!(
-        "{:<34} {:>12} {:>12} {:>8}  TARGET",
-        "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO"
+        "{:<34} {:>12} {:>12} {:>8} {:>14}  TARGET",
+        "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO", "CMDS/WAL-SYNC"
     );
     for row in rows {
         let target = match (row.target_ratio, row.meets_target) {
@@ -328,9 +423,18 @@ fn print_table(options: &Options, rows: &[Row]) {
             }
             _ => "-".to_owned(),
         };
+        let per_sync = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let syncs = format!(
+            "{}/{}",
+            per_sync(row.cqrs_es_commands_per_wal_sync),
+            per_sync(row.mammoth_commands_per_wal_sync)
+        );
         println!(
-            "{:<34} {:>12.0} {:>12.0} {:>7.1}x  {}",
-            row.case, row.cqrs_es_per_second, row.mammoth_per_second, row.ratio, target
+            "{:<34} {:>12.0} {:>12.0} {:>7.1}x {:>14}  {}",
+            row.case, row.cqrs_es_per_second, row.mammoth_per_second, row.ratio, syncs, target
         );
     }
+    println!(
+        "CMDS/WAL-SYNC: commands per WAL flush of the server (pg_stat_wal.wal_sync), cqrs-es/mammoth: how many commits each fsync carried"
+    );
 }

@@ -162,5 +162,6 @@ pub async fn measure(options: &Options, case: Case, tag: &str) -> Result<Measure
         commands: commands?,
         retries: retries.load(Ordering::Relaxed),
         seconds,
+        wal_syncs: None,
     })
 }
