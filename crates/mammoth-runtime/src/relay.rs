@@ -143,10 +143,12 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
     }
 
     /// Follows the log live, publishing each batch as it commits, until `shutdown` resolves
-    /// (a batch in progress is finished first).
+    /// (a batch in progress is finished first). A transient bus error (a broker restarting)
+    /// never stops it: the batch is retried with backoff, each failure logged, until the
+    /// broker takes it or the shutdown comes; the checkpoint does not move meanwhile.
     ///
     /// # Errors
-    /// [`RelayError`] when reads or publishes keep failing.
+    /// [`RelayError`] when reads keep failing or a publish fails permanently.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
         let mut shutdown = std::pin::pin!(shutdown);
         let start = self.checkpoint().await?;
@@ -171,8 +173,38 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
                 }
             };
             failures = 0;
-            if let Some(last) = events.last().map(|event| event.position) {
-                self.publish(&events, last).await?;
+            if let Some(last) = events.last().map(|event| event.position)
+                && !self.publish_live(&events, last, &mut shutdown).await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// [`Self::publish`] retried for as long as the bus fails transiently; false when the
+    /// shutdown came first (the batch unpublished, the checkpoint where it was).
+    async fn publish_live<F: Future<Output = ()>>(
+        &self,
+        events: &[mammoth_core::RecordedEvent],
+        through: Position,
+        shutdown: &mut std::pin::Pin<&mut F>,
+    ) -> Result<bool, RelayError> {
+        loop {
+            match self.publish(events, through).await {
+                Ok(_) => return Ok(true),
+                Err(RelayError::Bus { source, .. }) if source.is_transient() => {
+                    tracing::warn!(
+                        relay = %self.name,
+                        error = %source,
+                        "relay publish still failing after {} attempts; retrying",
+                        self.retry.max_attempts
+                    );
+                    tokio::select! {
+                        () = shutdown.as_mut() => return Ok(false),
+                        () = tokio::time::sleep(self.retry.bound(self.retry.max_attempts)) => {}
+                    }
+                }
+                Err(error) => return Err(error),
             }
         }
     }
@@ -253,3 +285,6 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
