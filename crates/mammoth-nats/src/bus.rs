@@ -21,7 +21,8 @@ use crate::order::Gate;
 #[derive(Clone)]
 pub struct NatsBusOptions {
     /// The JetStream stream holding every topic (default `"MAMMOTH"`); the dead-letter stream
-    /// is `{stream}_DLQ` and the key-value buckets `{stream}_RELAY` and `{stream}_FAILURES`.
+    /// is `{stream}_DLQ` (see `dead_letter`) and the key-value buckets `{stream}_RELAY` and
+    /// `{stream}_FAILURES`.
     pub stream: String,
     /// The first subject token; topic `T` is subject `{subject_prefix}.T` (default `"mammoth"`).
     pub subject_prefix: String,
@@ -31,6 +32,12 @@ pub struct NatsBusOptions {
     pub duplicate_window: Duration,
     /// Publishes awaiting their acknowledgement at once (default 256).
     pub publish_window: usize,
+    /// The dead-letter destination (`[message_bus.dead_letter] destination`, default
+    /// `"dead_letter"`, which keeps the dead-letter stream `{stream}_DLQ` over
+    /// `{subject_prefix}_dlq.>`). Any other name `D` (ASCII letters, digits, `_`, `-`) puts
+    /// the dead letters in stream `{stream}_DLQ_D` over `{subject_prefix}_dlq_D.>`; letters
+    /// already in another destination's stream stay there.
+    pub dead_letter: String,
 }
 
 /// Shows everything but the credentials' text.
@@ -45,6 +52,7 @@ impl std::fmt::Debug for NatsBusOptions {
             )
             .field("duplicate_window", &self.duplicate_window)
             .field("publish_window", &self.publish_window)
+            .field("dead_letter", &self.dead_letter)
             .finish()
     }
 }
@@ -57,6 +65,7 @@ impl Default for NatsBusOptions {
             credentials: None,
             duplicate_window: Duration::from_secs(120),
             publish_window: 256,
+            dead_letter: names::DEFAULT_DEAD_LETTER.to_owned(),
         }
     }
 }
@@ -122,7 +131,11 @@ impl NatsBus {
     /// credentials; [`BusError::Backend`] when the server cannot be reached or has no
     /// JetStream (start it with `nats-server -js`).
     pub async fn connect(url: &str, options: NatsBusOptions) -> Result<Self, BusError> {
-        let names = Names::new(&options.stream, &options.subject_prefix)?;
+        let names = Names::new(
+            &options.stream,
+            &options.subject_prefix,
+            &options.dead_letter,
+        )?;
         let mut connect = async_nats::ConnectOptions::new()
             .name("mammoth")
             .connection_timeout(Duration::from_secs(5));

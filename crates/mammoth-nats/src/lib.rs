@@ -16,7 +16,7 @@
 //! | attempt | `num_delivered` of the delivery |
 //! | nack with delay | `AckNak` with a delay |
 //! | max attempts | checked on receive and nack; `max_deliver` is a backstop above it |
-//! | dead-letter queue | stream `{stream}_DLQ` over `{subject_prefix}_dlq.G.T`, then `AckTerm` |
+//! | dead-letter queue | stream `{stream}_DLQ` over `{subject_prefix}_dlq.G.T` (destination `D`: `{stream}_DLQ_D` over `{subject_prefix}_dlq_D.G.T`), then `AckTerm` |
 //! | replay to one group | re-published to `T` with a `Mammoth-Bus-Replay-Group` header; other groups' consumers acknowledge it unseen |
 //! | ordered by key | the bus holds back a busy key's later messages (un-acked, kept alive by `AckProgress`); see `order.rs` |
 //! | relay checkpoint | stream `{stream}_RELAY` keeping the last message per subject (a key-value bucket), saved after the publish |

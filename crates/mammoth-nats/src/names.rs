@@ -13,6 +13,10 @@ pub(crate) const HEADER_REPLAY_GROUP: &str = "Mammoth-Bus-Replay-Group";
 /// Headers with these prefixes belong to the broker or this driver, not to the message.
 pub(crate) const RESERVED_PREFIXES: [&str; 2] = ["Nats-", "Mammoth-Bus-"];
 
+/// The default dead-letter destination (`[message_bus.dead_letter] destination`): the
+/// dead-letter stream is then `{stream}_DLQ` over `{prefix}_dlq.>`.
+pub(crate) const DEFAULT_DEAD_LETTER: &str = "dead_letter";
+
 /// The names one bus uses.
 #[derive(Clone, Debug)]
 pub(crate) struct Names {
@@ -27,33 +31,38 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    /// Checks `stream` and `prefix` and derives the rest.
-    pub(crate) fn new(stream: &str, prefix: &str) -> Result<Self, BusError> {
-        let stream_ok = !stream.is_empty()
-            && stream.len() <= 64
-            && stream
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-        if !stream_ok {
+    /// Checks `stream`, `prefix` and the dead-letter destination `dead_letter` and derives
+    /// the rest. The default destination keeps the dead-letter stream `{stream}_DLQ` over
+    /// `{prefix}_dlq.>`; destination `D` makes it `{stream}_DLQ_D` over `{prefix}_dlq_D.>`
+    /// (inside the bus's own names, so two buses on one server never share dead letters).
+    pub(crate) fn new(stream: &str, prefix: &str, dead_letter: &str) -> Result<Self, BusError> {
+        if !token_ok(stream) {
             return Err(BusError::InvalidInput(format!(
                 "NATS stream name {stream:?}: use 1 to 64 ASCII letters, digits, '_' and '-', such as \"MAMMOTH\""
             )));
         }
-        let prefix_ok = !prefix.is_empty()
-            && prefix.len() <= 64
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-        if !prefix_ok {
+        if !token_ok(prefix) {
             return Err(BusError::InvalidInput(format!(
                 "NATS subject prefix {prefix:?}: use one subject token of 1 to 64 ASCII letters, digits, '_' and '-', such as \"mammoth\""
             )));
         }
+        let (dead_stream, dead_prefix) = if dead_letter == DEFAULT_DEAD_LETTER {
+            (format!("{stream}_DLQ"), format!("{prefix}_dlq"))
+        } else if token_ok(dead_letter) {
+            (
+                format!("{stream}_DLQ_{dead_letter}"),
+                format!("{prefix}_dlq_{dead_letter}"),
+            )
+        } else {
+            return Err(BusError::InvalidInput(format!(
+                "NATS dead-letter destination {dead_letter:?}: use 1 to 64 ASCII letters, digits, '_' and '-' (it names the stream {stream}_DLQ_<destination>), such as \"orders_failed\""
+            )));
+        };
         Ok(Self {
             stream: stream.to_owned(),
             prefix: prefix.to_owned(),
-            dead_stream: format!("{stream}_DLQ"),
-            dead_prefix: format!("{prefix}_dlq"),
+            dead_stream,
+            dead_prefix,
             relay_bucket: format!("{stream}_RELAY"),
             relay_subject: format!("{prefix}_relay"),
             failure_bucket: format!("{stream}_FAILURES"),
@@ -83,6 +92,15 @@ impl Names {
         let (group, topic) = rest.split_once('.')?;
         Some((Topic::new(topic).ok()?, ConsumerGroup::new(group).ok()?))
     }
+}
+
+/// 1 to 64 ASCII letters, digits, `_` and `-`: usable in a stream name and as a subject token.
+fn token_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
 /// The durable consumer of `group` on `topic`: `group=topic` with the topic's dots as `=`
@@ -141,7 +159,7 @@ mod tests {
 
     #[test]
     fn dead_letter_subjects_give_back_their_topic_and_group() {
-        let names = Names::new("S1", "p1").expect("names");
+        let names = Names::new("S1", "p1", DEFAULT_DEAD_LETTER).expect("names");
         let topic = Topic::new("a.b").expect("topic");
         let group = ConsumerGroup::new("g").expect("group");
         let subject = names.dead_subject(&topic, &group);
@@ -158,9 +176,46 @@ mod tests {
 
     #[test]
     fn bad_stream_names_and_prefixes_are_rejected_with_the_fix() {
-        let error = Names::new("a.b", "p").expect_err("dot in stream");
+        let error = Names::new("a.b", "p", DEFAULT_DEAD_LETTER).expect_err("dot in stream");
         assert!(error.to_string().contains("such as"), "{error}");
-        assert!(Names::new("S", "a.b").is_err());
-        assert!(Names::new("", "p").is_err());
+        assert!(Names::new("S", "a.b", DEFAULT_DEAD_LETTER).is_err());
+        assert!(Names::new("", "p", DEFAULT_DEAD_LETTER).is_err());
+    }
+
+    #[test]
+    fn the_default_dead_letter_destination_keeps_the_dlq_stream_name() {
+        let names = Names::new("S1", "p1", DEFAULT_DEAD_LETTER).expect("names");
+        assert_eq!(names.dead_stream, "S1_DLQ");
+        assert_eq!(names.dead_prefix, "p1_dlq");
+    }
+
+    #[test]
+    fn a_dead_letter_destination_names_its_own_stream_and_subjects() {
+        let names = Names::new("S1", "p1", "orders_failed").expect("names");
+        assert_eq!(names.dead_stream, "S1_DLQ_orders_failed");
+        assert_eq!(names.dead_prefix, "p1_dlq_orders_failed");
+        let topic = Topic::new("orders").expect("topic");
+        let group = ConsumerGroup::new("g").expect("group");
+        let subject = names.dead_subject(&topic, &group);
+        assert_eq!(names.dead_parts(&subject), Some((topic.clone(), group)));
+        assert_eq!(
+            names.topic_of(&subject),
+            None,
+            "a dead letter is not a message of the bus"
+        );
+        let default = Names::new("S1", "p1", DEFAULT_DEAD_LETTER).expect("names");
+        assert_eq!(
+            default.dead_parts(&subject),
+            None,
+            "nor the default queue's"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_destination_that_cannot_name_a_stream_is_refused_with_the_fix() {
+        for bad in ["", "a.b", "a b", "x*"] {
+            let error = Names::new("S1", "p1", bad).expect_err("bad destination");
+            assert!(error.to_string().contains("such as"), "{error}");
+        }
     }
 }
