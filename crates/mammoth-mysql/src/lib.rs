@@ -25,11 +25,13 @@
 //! this way and what was measured.
 
 mod admin;
+mod checkpoint;
 mod error;
 mod read;
 pub mod schema;
 mod snapshot;
 mod store;
+mod timers;
 mod writer;
 
 use std::time::Duration;
@@ -37,8 +39,10 @@ use std::time::Duration;
 use mammoth_core::{Limits, StoreError};
 
 pub use admin::{MysqlStoreStatus, drop_database, init, status};
+pub use checkpoint::MysqlCheckpointStore;
 pub use snapshot::MysqlSnapshotStore;
 pub use store::MysqlEventStore;
+pub use timers::MysqlTimerStore;
 
 /// How to open a [`MysqlEventStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]

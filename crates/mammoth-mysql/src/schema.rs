@@ -7,7 +7,8 @@
 //! serializes position assignment across all writers until commit, and InnoDB makes a
 //! transaction visible before it releases its locks, so commits become visible in position
 //! order. Stream ids are `VARBINARY` (byte-exact, case-sensitive), payloads `LONGTEXT` in
-//! utf8mb4 with a binary collation (stored as given).
+//! utf8mb4 with a binary collation (stored as given). `snapshots`, `checkpoints` and
+//! `saga_timers` hold the side stores that share the event store's pool.
 
 use mammoth_core::StoreError;
 use mysql_async::Conn;
@@ -16,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use crate::error::{BACKEND, on};
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration, in order: (version it produces, statements with `{d}` for the quoted
 /// database).
@@ -54,7 +55,33 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 taken_at       BIGINT NOT NULL
             ) ENGINE = InnoDB"],
     ),
+    (
+        // Names and saga types are VARBINARY: compared and sorted bytewise, trailing spaces
+        // and case significant, as `String` does.
+        3,
+        &[
+            "CREATE TABLE IF NOT EXISTS {d}.checkpoints (
+                name       VARBINARY(512) NOT NULL PRIMARY KEY,
+                position   BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.saga_timers (
+                id         BINARY(16) NOT NULL PRIMARY KEY,
+                saga_type  VARBINARY(255) NOT NULL,
+                saga_id    LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                name       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                due_micros BIGINT NOT NULL,
+                KEY saga_timers_due (saga_type, due_micros)
+            ) ENGINE = InnoDB",
+        ],
+    ),
 ];
+
+/// The longest checkpoint name the `checkpoints` table holds, in bytes.
+pub const MAX_CHECKPOINT_NAME_BYTES: usize = 512;
+
+/// The longest saga type the `saga_timers` table holds, in bytes.
+pub const MAX_SAGA_TYPE_BYTES: usize = 255;
 
 /// Checks a database name: 1 to 64 ASCII letters, digits or `_`, not starting with a digit.
 ///
@@ -94,7 +121,15 @@ pub(crate) struct Sql {
     pub stream_version: String,
     pub load_snapshot: String,
     pub save_snapshot: String,
+    pub load_checkpoint: String,
+    pub save_checkpoint: String,
+    pub list_checkpoints: String,
+    pub due_timers: String,
+    pub pending_timers: String,
 }
+
+/// The columns every timer read selects, in the order `timers.rs` decodes them.
+pub(crate) const TIMER_COLUMNS: &str = "id, saga_type, saga_id, name, due_micros";
 
 impl Sql {
     pub fn new(database: &str) -> Self {
@@ -125,6 +160,19 @@ impl Sql {
                     taken_at = IF(VALUES(version) > version, VALUES(taken_at), taken_at),
                     version = GREATEST(version, VALUES(version))"
             ),
+            load_checkpoint: format!("SELECT position FROM {d}.checkpoints WHERE name = ?"),
+            save_checkpoint: format!(
+                "INSERT INTO {d}.checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+                 ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
+            ),
+            list_checkpoints: format!("SELECT name, position FROM {d}.checkpoints ORDER BY name"),
+            due_timers: format!(
+                "SELECT {TIMER_COLUMNS} FROM {d}.saga_timers
+                 WHERE saga_type = ? AND due_micros <= ? ORDER BY due_micros, id LIMIT ?"
+            ),
+            pending_timers: format!(
+                "SELECT {TIMER_COLUMNS} FROM {d}.saga_timers ORDER BY due_micros, id"
+            ),
             database: database.to_owned(),
             d,
         }
@@ -140,6 +188,34 @@ impl Sql {
             sql.push_str("(?,?,?,?,?,?,?,?,?)");
         }
         sql
+    }
+
+    /// `INSERT` of `rows` saga timers, replacing those with the same id.
+    pub fn upsert_timers(&self, rows: usize) -> String {
+        let mut sql = format!(
+            "INSERT INTO {}.saga_timers ({TIMER_COLUMNS}) VALUES ",
+            self.d
+        );
+        for row in 0..rows {
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?,?,?,?,?)");
+        }
+        sql.push_str(
+            " ON DUPLICATE KEY UPDATE saga_type = VALUES(saga_type), saga_id = VALUES(saga_id),
+               name = VALUES(name), due_micros = VALUES(due_micros)",
+        );
+        sql
+    }
+
+    /// `DELETE` of the saga timers with `n` ids.
+    pub fn delete_timers(&self, n: usize) -> String {
+        format!(
+            "DELETE FROM {}.saga_timers WHERE id IN ({})",
+            self.d,
+            Self::placeholders(n)
+        )
     }
 
     /// A `SELECT ... WHERE column IN (?, ...)` list of `n` placeholders.

@@ -24,12 +24,14 @@
 //! this way and what was measured.
 
 mod admin;
+mod checkpoint;
 mod error;
 mod listen;
 mod read;
 pub mod schema;
 mod snapshot;
 mod store;
+mod timers;
 mod writer;
 
 use std::time::Duration;
@@ -37,8 +39,10 @@ use std::time::Duration;
 use mammoth_core::{Limits, StoreError};
 
 pub use admin::{PgStoreStatus, drop_schema, init, status};
+pub use checkpoint::PgCheckpointStore;
 pub use snapshot::PgSnapshotStore;
 pub use store::PgEventStore;
+pub use timers::PgTimerStore;
 
 /// The schema the tables go into unless configured otherwise.
 pub const DEFAULT_SCHEMA: &str = "mammoth";

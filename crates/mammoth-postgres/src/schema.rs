@@ -6,7 +6,8 @@
 //! one-row table holding the last assigned position. Every append transaction updates that
 //! row first, so position assignment is serialized across all writers of the database and
 //! commits become visible in position order (see `docs/architecture.md`, "PostgreSQL and
-//! MySQL drivers"). `mammoth_meta` records the schema version; [`MIGRATIONS`] lists the steps
+//! MySQL drivers"). `snapshots`, `checkpoints` and `saga_timers` hold the side stores that
+//! share the event store's pool. `mammoth_meta` records the schema version; [`MIGRATIONS`] lists the steps
 //! from an empty schema to the current one, applied in order under an advisory lock.
 
 use mammoth_core::StoreError;
@@ -15,7 +16,7 @@ use tokio_postgres::Client;
 use crate::error::{BACKEND, on};
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration, in order: (version it produces, DDL with `{s}` for the quoted schema).
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -49,6 +50,24 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
             state          text NOT NULL,
             taken_at       bigint NOT NULL
         );",
+    ),
+    (
+        // Checkpoint names sort bytewise ("C"), as `String` does, whatever the database's
+        // default collation.
+        3,
+        "CREATE TABLE {s}.checkpoints (
+            name       text COLLATE \"C\" PRIMARY KEY,
+            position   bigint NOT NULL,
+            updated_at bigint NOT NULL
+        );
+        CREATE TABLE {s}.saga_timers (
+            id         uuid PRIMARY KEY,
+            saga_type  text NOT NULL,
+            saga_id    text NOT NULL,
+            name       text NOT NULL,
+            due_micros bigint NOT NULL
+        );
+        CREATE INDEX saga_timers_due ON {s}.saga_timers (saga_type, due_micros);",
     ),
 ];
 
@@ -105,7 +124,17 @@ pub(crate) struct Sql {
     pub stream_version: String,
     pub load_snapshot: String,
     pub save_snapshot: String,
+    pub load_checkpoint: String,
+    pub save_checkpoint: String,
+    pub list_checkpoints: String,
+    /// Upserts rows given as five parallel arrays (id, saga type, saga id, name, due).
+    pub upsert_timers: String,
+    pub delete_timers: String,
+    pub due_timers: String,
+    pub pending_timers: String,
 }
+
+const TIMER_COLUMNS: &str = "id, saga_type, saga_id, name, due_micros";
 
 const COLUMNS: &str = "position, stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at";
 
@@ -167,6 +196,28 @@ impl Sql {
                     schema_version = EXCLUDED.schema_version, state = EXCLUDED.state,
                     taken_at = EXCLUDED.taken_at
                  WHERE {s}.snapshots.version < EXCLUDED.version"
+            ),
+            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1"),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position,
+                    updated_at = EXCLUDED.updated_at"
+            ),
+            list_checkpoints: format!("SELECT name, position FROM {s}.checkpoints ORDER BY name"),
+            upsert_timers: format!(
+                "INSERT INTO {s}.saga_timers ({TIMER_COLUMNS})
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[])
+                 ON CONFLICT (id) DO UPDATE SET saga_type = EXCLUDED.saga_type,
+                    saga_id = EXCLUDED.saga_id, name = EXCLUDED.name,
+                    due_micros = EXCLUDED.due_micros"
+            ),
+            delete_timers: format!("DELETE FROM {s}.saga_timers WHERE id = ANY($1)"),
+            due_timers: format!(
+                "SELECT {TIMER_COLUMNS} FROM {s}.saga_timers
+                 WHERE saga_type = $1 AND due_micros <= $2 ORDER BY due_micros, id LIMIT $3"
+            ),
+            pending_timers: format!(
+                "SELECT {TIMER_COLUMNS} FROM {s}.saga_timers ORDER BY due_micros, id"
             ),
             schema: schema.to_owned(),
             channel,

@@ -27,15 +27,19 @@
 
 pub mod aggregate;
 pub mod bus;
+pub mod checkpoint;
 pub mod conformance;
 mod factory;
 mod model;
 pub mod saga;
 mod support;
+pub mod timers;
 
 pub use bus::BusFactory;
+pub use checkpoint::CheckpointFactory;
 pub use factory::{InMemoryFactory, StoreFactory};
 pub use model::check_against_model;
+pub use timers::TimerFactory;
 
 /// Expands to one `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per
 /// conformance scenario, named after it, each calling [`conformance`]`::<name>(&factory)` with
