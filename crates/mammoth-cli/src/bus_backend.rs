@@ -42,6 +42,17 @@ pub enum AnyConsumer {
     Redis(<RedisBus as MessageBus>::Consumer),
 }
 
+impl AnyBus {
+    /// The backend's name, as `[message_bus] backend` spells it.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "embedded",
+            Self::Nats(_) => "nats",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
 /// Opens the bus `settings` configure. Commands that only look (`must_exist`) refuse to
 /// create an embedded database that is not there.
 ///

@@ -5,25 +5,26 @@
 //! requests that runner picks up; replay, rebuild and verify run here, and a live runner sees
 //! the checkpoint move and follows.
 //!
-//! The projections this binary knows are the built-in app's (`orders`, the seed's
-//! OrderProjection); configuration tunes them (`batch_size`, `read_dsn`, `on_failure`), it
+//! The projections this binary knows are its [`App`]'s (the `mammoth` binary's: `orders`, the
+//! seed's OrderProjection; a user's binary: its own); configuration tunes them (`batch_size`, `read_dsn`, `on_failure`), it
 //! never names code to load. They are SQL read models, so their checkpoint always lives in the
 //! read-model file, written in the same transaction as their rows: `checkpoint` applies to
 //! non-SQL handlers only, and `list` says where the checkpoint is.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mammoth_core::{EventStore, ProjectionError, ProjectionState};
-use mammoth_example_orders::projection::{self as orders, OrderProjection};
 use mammoth_runtime::projection::{self, OnFailure, ProjectionOptions, ProjectionRunner};
-use mammoth_sqlite::read_model::{DEFAULT_READ_MODEL_PATH, ReadModelStatus};
-use mammoth_sqlite::{ReadModelAdmin, SqliteReadModel};
+use mammoth_sqlite::read_model::ReadModelStatus;
+use mammoth_sqlite::{ReadModelAdmin, SqliteProjection, SqliteReadModel};
 use serde::Serialize;
 
+use crate::app::{App, ProjectionDef, projection_settings};
 use crate::cli::GlobalOptions;
 use crate::exit::UsageError;
 use crate::output::{Columns, Output, thousands};
@@ -72,42 +73,29 @@ pub enum ProjectionsCommand {
     },
 }
 
-/// One projection this binary knows, as configured.
-struct Known {
-    name: &'static str,
-    tables: &'static [&'static str],
-    path: PathBuf,
-    options: ProjectionOptions,
+/// One projection this binary's app registered, as configured.
+pub(crate) struct Known {
+    pub(crate) name: String,
+    pub(crate) tables: &'static [&'static str],
+    pub(crate) path: PathBuf,
+    pub(crate) options: ProjectionOptions,
+    def: Arc<dyn ProjectionDef>,
 }
 
-fn known(settings: &Settings) -> Vec<Known> {
-    let config = settings.config.projections.get(orders::NAME);
-    let path = config
-        .and_then(|config| config.read_dsn.as_ref())
-        .map(|dsn| sqlite_path(dsn.expose()))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH));
-    let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
-    let on_failure = match config.map(|config| config.on_failure).unwrap_or_default() {
-        mammoth_config::OnFailure::Stop => OnFailure::Stop,
-        mammoth_config::OnFailure::Park => OnFailure::Park,
-    };
-    vec![Known {
-        name: orders::NAME,
-        tables: orders::TABLES,
-        path,
-        options: ProjectionOptions::default()
-            .with_batch_size(batch)
-            .on_failure(on_failure),
-    }]
-}
-
-/// `sqlite:///abs/path`, `sqlite://rel/path`, `sqlite:path` or a plain path.
-fn sqlite_path(dsn: &str) -> PathBuf {
-    let path = dsn
-        .strip_prefix("sqlite://")
-        .or_else(|| dsn.strip_prefix("sqlite:"))
-        .unwrap_or(dsn);
-    PathBuf::from(path)
+fn known(settings: &Settings, app: &App) -> Vec<Known> {
+    app.projection_defs()
+        .iter()
+        .map(|def| {
+            let (path, options) = projection_settings(settings, def.name());
+            Known {
+                name: def.name().to_owned(),
+                tables: def.tables(),
+                path,
+                options,
+                def: Arc::clone(def),
+            }
+        })
+        .collect()
 }
 
 /// The projection called `name`; an unknown name is a usage error (exit code 2).
@@ -115,7 +103,11 @@ fn find<'a>(all: &'a [Known], name: &str) -> anyhow::Result<&'a Known> {
     all.iter().find(|known| known.name == name).ok_or_else(|| {
         let unknown = ProjectionError::Unknown {
             name: name.to_owned(),
-            known: all.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+            known: all
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         UsageError(format!("{unknown}; `mammoth projections list` shows them")).into()
     })
@@ -146,9 +138,13 @@ struct StatusRow {
 /// # Errors
 /// Configuration, store and read-model failures; an unknown name; a verify that found
 /// differences.
-pub async fn run(command: ProjectionsCommand, global: &GlobalOptions) -> anyhow::Result<()> {
+pub async fn run(
+    command: ProjectionsCommand,
+    global: &GlobalOptions,
+    app: &App,
+) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
-    let all = known(&settings);
+    let all = known(&settings, app);
     let mut out = Output::new(global.json);
     match command {
         ProjectionsCommand::List => list(&all, &mut out),
@@ -157,7 +153,7 @@ pub async fn run(command: ProjectionsCommand, global: &GlobalOptions) -> anyhow:
         }
         ProjectionsCommand::Pause { name } => {
             let known = find(&all, &name)?;
-            ReadModelAdmin::open(&known.path)?.pause(known.name)?;
+            ReadModelAdmin::open(&known.path)?.pause(&known.name)?;
             out.line(format!(
                 "asked {name} to pause; `mammoth projections status` shows when it has"
             ))?;
@@ -165,29 +161,36 @@ pub async fn run(command: ProjectionsCommand, global: &GlobalOptions) -> anyhow:
         }
         ProjectionsCommand::Resume { name } => {
             let known = find(&all, &name)?;
-            ReadModelAdmin::open(&known.path)?.resume(known.name)?;
+            ReadModelAdmin::open(&known.path)?.resume(&known.name)?;
             out.line(format!("asked {name} to resume"))?;
             out.flush()
         }
         ProjectionsCommand::Replay { name } => {
-            replay(&settings, find(&all, &name)?, &mut out).await
+            let known = find(&all, &name)?;
+            known.def.replay(&settings, known, &mut out).await
         }
         ProjectionsCommand::Rebuild { name, drop_old } => {
-            rebuild(&settings, find(&all, &name)?, drop_old, &mut out).await
+            let known = find(&all, &name)?;
+            known
+                .def
+                .rebuild(&settings, known, drop_old, &mut out)
+                .await
         }
         ProjectionsCommand::Verify { name } => {
-            verify(&settings, find(&all, &name)?, &mut out).await
+            let known = find(&all, &name)?;
+            known.def.verify(&settings, known, &mut out).await
         }
     }
 }
 
 fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
-    let filter = OrderProjection::new();
-    let filter = mammoth_sqlite::SqliteProjection::filter(&filter);
     if out.is_json() {
         let rows: Vec<_> = all
             .iter()
-            .map(|k| serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size, "on_failure": on_failure_name(k.options.on_failure), "checkpoint": "read_model" }))
+            .map(|k| {
+                let filter = k.def.filter();
+                serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size, "on_failure": on_failure_name(k.options.on_failure), "checkpoint": "read_model" })
+            })
             .collect();
         out.json_document(&rows)?;
         return out.flush();
@@ -201,8 +204,8 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
     ]];
     for known in all {
         rows.push(vec![
-            known.name.to_owned(),
-            filter.event_types.join(","),
+            known.name.clone(),
+            known.def.filter().event_types.join(","),
             known.tables.join(","),
             known.path.display().to_string(),
             on_failure_name(known.options.on_failure).to_owned(),
@@ -245,7 +248,7 @@ async fn status(
             .collect();
         if mine.is_empty() {
             rows.push(StatusRow {
-                name: known.name.to_owned(),
+                name: known.name.clone(),
                 version: 0,
                 active: false,
                 state: ProjectionState::Stopped,
@@ -335,11 +338,17 @@ fn bar(visible: bool, label: &str) -> ProgressBar {
     bar
 }
 
-async fn replay(settings: &Settings, known: &Known, out: &mut Output) -> anyhow::Result<()> {
+/// `projections replay NAME`: empties the read model and replays the log into it, in place.
+pub(crate) async fn replay<P: SqliteProjection>(
+    settings: &Settings,
+    known: &Known,
+    make: &dyn Fn() -> P,
+    out: &mut Output,
+) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
     let mut admin = ReadModelAdmin::open(&known.path)?;
-    let target = SqliteReadModel::open(&known.path, OrderProjection::new())?;
-    admin.reset(known.name, known.tables)?;
+    let target = SqliteReadModel::open(&known.path, make())?;
+    admin.reset(&known.name, known.tables)?;
     let progress = bar(!out.is_json(), &format!("replaying {}", known.name));
     let started = std::time::Instant::now();
     let mut runner = ProjectionRunner::new(store, target, known.options);
@@ -351,7 +360,7 @@ async fn replay(settings: &Settings, known: &Known, out: &mut Output) -> anyhow:
         .await
         .with_context(|| format!("replaying {}", known.name))?;
     progress.finish_and_clear();
-    report_done(out, "replayed", known.name, reached, started.elapsed())
+    report_done(out, "replayed", &known.name, reached, started.elapsed())
 }
 
 fn report_done(
@@ -373,16 +382,18 @@ fn report_done(
     out.flush()
 }
 
-async fn rebuild(
+/// `projections rebuild NAME`: blue-green, a new version beside the serving one.
+pub(crate) async fn rebuild<P: SqliteProjection>(
     settings: &Settings,
     known: &Known,
+    make: &dyn Fn() -> P,
     drop_old: bool,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
     let mut admin = ReadModelAdmin::open(&known.path)?;
-    let old = admin.active(known.name)?.map(|status| status.version);
-    let next = SqliteReadModel::next_version(&known.path, OrderProjection::new())?;
+    let old = admin.active(&known.name)?.map(|status| status.version);
+    let next = SqliteReadModel::next_version(&known.path, make())?;
     let progress = bar(!out.is_json(), &format!("rebuilding {}", known.name));
     let started = std::time::Instant::now();
     let mut version = 0;
@@ -402,7 +413,7 @@ async fn rebuild(
                     .map(|s| s.version)
                     .max()
                     .unwrap_or(0);
-                admin.switch(known.name, known.tables, version)
+                admin.switch(&known.name, known.tables, version)
             });
             std::future::ready(switched)
         },
@@ -411,7 +422,7 @@ async fn rebuild(
     .with_context(|| format!("rebuilding {}", known.name))?;
     progress.finish_and_clear();
     if let (true, Some(old)) = (drop_old, old) {
-        admin.drop_version(known.name, known.tables, old)?;
+        admin.drop_version(&known.name, known.tables, old)?;
     }
     if !out.is_json() {
         let old = match (old, drop_old) {
@@ -424,10 +435,16 @@ async fn rebuild(
             known.name
         ))?;
     }
-    report_done(out, "rebuilt", known.name, reached, started.elapsed())
+    report_done(out, "rebuilt", &known.name, reached, started.elapsed())
 }
 
-async fn verify(settings: &Settings, known: &Known, out: &mut Output) -> anyhow::Result<()> {
+/// `projections verify NAME`: a shadow rebuilt from zero, diffed with the live read model.
+pub(crate) async fn verify<P: SqliteProjection>(
+    settings: &Settings,
+    known: &Known,
+    make: &dyn Fn() -> P,
+    out: &mut Output,
+) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
     if !known.path.exists() {
         bail!(
@@ -438,16 +455,16 @@ async fn verify(settings: &Settings, known: &Known, out: &mut Output) -> anyhow:
         );
     }
     let admin = std::cell::RefCell::new(ReadModelAdmin::open(&known.path)?);
-    let shadow = SqliteReadModel::shadow(&known.path, OrderProjection::new())?;
+    let shadow = SqliteReadModel::shadow(&known.path, make())?;
     let report = projection::verify(
         store,
         shadow,
         known.options,
-        || admin.borrow().live_checkpoint(known.name),
-        || admin.borrow_mut().diff_shadow(known.name, known.tables),
+        || admin.borrow().live_checkpoint(&known.name),
+        || admin.borrow_mut().diff_shadow(&known.name, known.tables),
     )
     .await?;
-    admin.borrow().drop_shadow(known.name, known.tables)?;
+    admin.borrow().drop_shadow(&known.name, known.tables)?;
     if out.is_json() {
         out.json_document(&report)?;
     } else if report.is_clean() {

@@ -142,7 +142,8 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Services<S> {
     ) -> impl Fn(Delivery) -> std::pin::Pin<Box<dyn Future<Output = Handled> + Send>>
     + Send
     + Sync
-    + 'static {
+    + 'static
+    + use<S> {
         let services = Arc::clone(self);
         move |delivery| {
             let services = Arc::clone(&services);
@@ -156,7 +157,8 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Services<S> {
     ) -> impl Fn(Delivery) -> std::pin::Pin<Box<dyn Future<Output = Handled> + Send>>
     + Send
     + Sync
-    + 'static {
+    + 'static
+    + use<S> {
         let services = Arc::clone(self);
         move |delivery| {
             let services = Arc::clone(&services);
@@ -170,7 +172,8 @@ impl<S: EventStore + Clone + Send + Sync + 'static> Services<S> {
     ) -> impl Fn(Delivery) -> std::pin::Pin<Box<dyn Future<Output = Handled> + Send>>
     + Send
     + Sync
-    + 'static {
+    + 'static
+    + use<S> {
         let services = Arc::clone(self);
         move |delivery| {
             let services = Arc::clone(&services);

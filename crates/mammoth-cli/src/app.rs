@@ -1,0 +1,679 @@
+//! [`App`]: what a binary built on mammoth registers — its commands and queries, SQL
+//! projections, sagas, and the bus workers that handle what the outbox relay publishes — and
+//! gets every `mammoth` command for. The `mammoth` binary is [`App::orders`] (the built-in
+//! order app of `examples/orders`); a user's binary is a few lines:
+//!
+//! ```no_run
+//! use mammoth_cli::App;
+//! # fn routes(_: &mammoth_cli::AppContext) -> mammoth_server::AppRegistry { todo!() }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     App::new("shop")
+//!         .routes(routes) // POST /commands/{name}, GET /queries/{name}
+//!         .main()
+//! }
+//! ```
+//!
+//! `mammoth serve` then runs everything registered in one process: each projection's runner,
+//! each saga's runner (deadlines and checkpoint in the SQLite side file), the outbox relay
+//! (events to topics by [`App::topics`], else by `[message_bus.topics]`) and a
+//! worker per registered handler on the configured bus (embedded, NATS or Redis), and stops them
+//! all at a batch boundary on SIGTERM or Ctrl-C. `mammoth projections` operates the
+//! registered projections by name.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use mammoth_config::Config;
+use mammoth_core::EventFilter;
+use mammoth_core::bus::{
+    ConsumerGroup, Delivery, Failure, MessageBus, SubscribeOptions, Topic, TopicMap,
+};
+use mammoth_core::saga::Saga;
+use mammoth_runtime::BusWorker;
+use mammoth_runtime::PositionWatch;
+use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
+use mammoth_runtime::relay::Relay;
+use mammoth_runtime::saga::{SagaOptions, SagaRunner};
+use mammoth_server::{AppRegistry, SqliteReadModelEntry};
+use mammoth_sqlite::{SqliteCheckpointStore, SqliteProjection, SqliteReadModel, SqliteTimerStore};
+use tokio::sync::watch;
+
+use crate::bus_backend::AnyBus;
+use crate::output::Output;
+use crate::settings::Settings;
+use crate::store::AnyStore;
+
+/// A boxed future that may borrow (the CLI's own, single-task paths).
+pub(crate) type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+/// A boxed future a task can own.
+type SendFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// How a started part of the app stops: at a batch boundary, with its checkpoint saved.
+type Stop = Box<dyn FnOnce() -> SendFuture<anyhow::Result<()>> + Send>;
+type Routes = Arc<dyn Fn(&AppContext) -> AppRegistry + Send + Sync>;
+type Handler = Arc<dyn Fn(Delivery) -> SendFuture<Result<(), Failure>> + Send + Sync>;
+type MakeHandler = Arc<dyn Fn(&AppContext) -> Handler + Send + Sync>;
+
+/// A mammoth application: its routes, projections, sagas and bus workers. Build it with the
+/// methods below and call [`App::main`] from `fn main`.
+#[derive(Clone)]
+pub struct App {
+    name: String,
+    routes: Option<Routes>,
+    projections: Vec<Arc<dyn ProjectionDef>>,
+    sagas: Vec<Arc<dyn SagaDef>>,
+    workers: Vec<WorkerDef>,
+    topics: Option<TopicMap>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field(
+                "projections",
+                &self
+                    .projections
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "sagas",
+                &self.sagas.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "workers",
+                &self
+                    .workers
+                    .iter()
+                    .map(|w| format!("{}/{}", w.topic, w.group))
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the app's factories get when `mammoth serve` starts: the open store, the
+/// configuration, and the running projections' read models.
+pub struct AppContext {
+    store: AnyStore,
+    settings: Arc<Settings>,
+    read_models: BTreeMap<String, ReadModel>,
+}
+
+/// A running projection's read model, for the queries that read it.
+#[derive(Clone, Debug)]
+pub struct ReadModel {
+    /// The SQLite file its tables are in.
+    pub path: PathBuf,
+    /// Its checkpoint: hand it to the query bus so `min_position` queries wait for it.
+    pub progress: PositionWatch,
+}
+
+impl AppContext {
+    /// The event store the configuration names, open for writing.
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// The whole configuration (mammoth.tsk).
+    pub fn config(&self) -> &Config {
+        &self.settings.config
+    }
+
+    /// The read model of the registered projection `name`, running in this process.
+    pub fn read_model(&self, name: &str) -> Option<&ReadModel> {
+        self.read_models.get(name)
+    }
+}
+
+#[derive(Clone)]
+struct WorkerDef {
+    topic: String,
+    group: String,
+    make: MakeHandler,
+}
+
+impl App {
+    /// An app called `name` with nothing registered yet. The name keys the outbox relay's
+    /// checkpoint (`{name}-outbox`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            routes: None,
+            projections: Vec::new(),
+            sagas: Vec::new(),
+            workers: Vec::new(),
+            topics: None,
+        }
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The commands and queries `mammoth serve` serves (`POST /commands/{name}`,
+    /// `GET /queries/{name}`), built once the store is open and the projections run.
+    pub fn routes<F>(mut self, routes: F) -> Self
+    where
+        F: Fn(&AppContext) -> AppRegistry + Send + Sync + 'static,
+    {
+        self.routes = Some(Arc::new(routes));
+        self
+    }
+
+    /// A SQL read model in SQLite: `mammoth serve` runs it (`[projections.NAME]` tunes its
+    /// file, batch and failure policy) and `mammoth projections` operates it by its name.
+    /// `make` makes a fresh projection (for the runner, replays, rebuilds and verifies).
+    pub fn projection<P, F>(mut self, make: F) -> Self
+    where
+        P: SqliteProjection,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let sample = make();
+        self.projections.push(Arc::new(SqlProjectionDef {
+            name: sample.name().to_owned(),
+            tables: sample.tables(),
+            make: Arc::new(make),
+        }));
+        self
+    }
+
+    /// A saga: `mammoth serve` runs it over the event store, with its deadlines and its
+    /// checkpoint in the SQLite side file (`event_store.dsn` for SQLite, else the default
+    /// file), so a restart resumes where it stopped.
+    pub fn saga<G, F>(mut self, make: F) -> Self
+    where
+        G: Saga,
+        F: Fn(&AppContext) -> G + Send + Sync + 'static,
+    {
+        self.sagas.push(Arc::new(SagaDefOf { make }));
+        self
+    }
+
+    /// A bus worker: `mammoth serve` subscribes group `group` to `topic` on the configured bus
+    /// and runs `make`'s handler over its deliveries, with `[message_bus.retry]`'s retries and
+    /// dead letters. Names are checked when `serve` starts.
+    pub fn worker<F, H, Fut>(mut self, topic: &str, group: &str, make: F) -> Self
+    where
+        F: Fn(&AppContext) -> H + Send + Sync + 'static,
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
+        let make: MakeHandler = Arc::new(move |context: &AppContext| {
+            let handler = Arc::new(make(context));
+            let erased: Handler = Arc::new(move |delivery| Box::pin(handler(delivery)));
+            erased
+        });
+        self.workers.push(WorkerDef {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            make,
+        });
+        self
+    }
+
+    /// Where the outbox relay publishes events. Without it, `[message_bus.topics]` routes them
+    /// when it names types or categories; without either, `serve` runs no relay.
+    pub fn topics(mut self, topics: TopicMap) -> Self {
+        self.topics = Some(topics);
+        self
+    }
+
+    /// Runs the `mammoth` command line for this app (arguments from the process) and returns
+    /// its exit code: call it from `fn main`.
+    pub fn main(self) -> ExitCode {
+        self.main_from(std::env::args_os())
+    }
+
+    /// As [`App::main`], with the arguments given (the first is the program name).
+    pub fn main_from<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        crate::main_with(self, args)
+    }
+
+    /// Serves this app as `mammoth serve` does, on `listener` until `shutdown` resolves, with
+    /// the configuration at `config` (else `$MAMMOTH_CONFIG`, `./mammoth.tsk`, defaults).
+    /// Prints nothing: for tests and for binaries that embed the server.
+    ///
+    /// # Errors
+    /// Configuration, store, bus and read-model failures; a server failure; a part of the app
+    /// that stopped with an error.
+    pub async fn serve(
+        &self,
+        config: Option<&Path>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let settings = crate::settings::load(config)?;
+        crate::serve::serve(self, settings, listener, shutdown, None).await
+    }
+
+    pub(crate) fn projection_defs(&self) -> &[Arc<dyn ProjectionDef>] {
+        &self.projections
+    }
+
+    /// Starts everything registered over `store` and `bus`; [`Started::stop`] stops it.
+    pub(crate) async fn start(
+        &self,
+        settings: Arc<Settings>,
+        store: AnyStore,
+        bus: Option<AnyBus>,
+    ) -> anyhow::Result<Started> {
+        let mut started = Started {
+            stops: Vec::new(),
+            labels: Vec::new(),
+            registry: AppRegistry::new(),
+            entries: Vec::new(),
+        };
+        match self.start_parts(&settings, store, bus, &mut started).await {
+            Ok(()) => Ok(started),
+            Err(error) => {
+                // Whatever started before the failure is stopped, not leaked.
+                let _ = started.stop().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn start_parts(
+        &self,
+        settings: &Arc<Settings>,
+        store: AnyStore,
+        bus: Option<AnyBus>,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        let mut read_models = BTreeMap::new();
+        for def in &self.projections {
+            let name = def.name();
+            let (path, options) = projection_settings(settings, name);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let (progress, stop) = def
+                .spawn(store.clone(), &path, options)
+                .with_context(|| format!("starting projection {name} ({})", path.display()))?;
+            started.push(format!("projection {name}"), stop);
+            started.entries.push(def.admin_entry(&path, options));
+            read_models.insert(name.to_owned(), ReadModel { path, progress });
+        }
+        let context = AppContext {
+            store: store.clone(),
+            settings: Arc::clone(settings),
+            read_models,
+        };
+        let side = settings.store.sqlite_path.clone();
+        if !self.sagas.is_empty()
+            && let Some(parent) = side.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        for def in &self.sagas {
+            let stop = def
+                .spawn(&context, &side)
+                .with_context(|| format!("starting the {} saga", def.name()))?;
+            started.push(format!("saga {}", def.name()), stop);
+        }
+        let needs_bus = !self.workers.is_empty() || self.relay_topics(settings)?.is_some();
+        match (bus, needs_bus) {
+            (Some(bus), true) => self.start_bus(settings, &context, bus, started).await?,
+            (None, true) => anyhow::bail!(
+                "app {} has bus workers or relay topics but no message bus could be opened; check [message_bus]",
+                self.name
+            ),
+            (_, false) => {}
+        }
+        if let Some(routes) = &self.routes {
+            started.registry = routes(&context);
+        }
+        Ok(())
+    }
+
+    /// The relay's topic map: the app's own ([`App::topics`]: its workers' topics are code),
+    /// else `[message_bus.topics]` when it routes anything by type or category.
+    fn relay_topics(&self, settings: &Settings) -> anyhow::Result<Option<TopicMap>> {
+        if self.topics.is_some() {
+            return Ok(self.topics.clone());
+        }
+        let configured = &settings.config.message_bus.topics;
+        if configured.categories.is_empty() && configured.types.is_empty() {
+            return Ok(None);
+        }
+        let policy = settings
+            .config
+            .message_bus
+            .bus_policy()
+            .context("[message_bus.topics]")?;
+        Ok(Some(policy.topics))
+    }
+
+    async fn start_bus(
+        &self,
+        settings: &Settings,
+        context: &AppContext,
+        bus: AnyBus,
+        started: &mut Started,
+    ) -> anyhow::Result<()> {
+        let policy = settings
+            .config
+            .message_bus
+            .bus_policy()
+            .context("[message_bus]")?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shutdown = move || {
+            let mut stopped = stop_rx.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut tasks: Vec<(String, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+        if let Some(topics) = self.relay_topics(settings)? {
+            let relay = Relay::new(
+                format!("{}-outbox", self.name),
+                context.store.clone(),
+                bus.clone(),
+                topics,
+            );
+            let shutdown = shutdown();
+            tasks.push((
+                "outbox relay".to_owned(),
+                tokio::spawn(async move { Ok(relay.run(shutdown).await?) }),
+            ));
+        }
+        for def in &self.workers {
+            let topic = Topic::new(def.topic.as_str())
+                .with_context(|| format!("worker topic {:?}", def.topic))?;
+            let group = ConsumerGroup::new(def.group.as_str())
+                .with_context(|| format!("worker group {:?}", def.group))?;
+            let options = SubscribeOptions {
+                retry: policy.retry,
+                ..SubscribeOptions::default()
+            };
+            let consumer = bus
+                .subscribe(&topic, &group, options)
+                .await
+                .with_context(|| format!("subscribing {group} to {topic}"))?;
+            let handler = (def.make)(context);
+            let worker = BusWorker::new(consumer, move |delivery| handler(delivery));
+            let shutdown = shutdown();
+            tasks.push((
+                format!("worker {topic}/{group}"),
+                tokio::spawn(async move {
+                    worker.run(shutdown).await?;
+                    Ok(())
+                }),
+            ));
+        }
+        let labels: Vec<String> = tasks.iter().map(|(label, _)| label.clone()).collect();
+        let stop: Stop = Box::new(move || {
+            Box::pin(async move {
+                stop_tx.send_replace(true);
+                let mut first = None;
+                for (label, task) in tasks {
+                    let outcome = match task.await {
+                        Ok(outcome) => outcome,
+                        Err(error) => Err(anyhow::anyhow!("{label} panicked: {error}")),
+                    };
+                    if let Err(error) = outcome {
+                        tracing::warn!(%label, %error, "stopped with an error");
+                        first.get_or_insert(error.context(label));
+                    }
+                }
+                first.map_or(Ok(()), Err)
+            })
+        });
+        if !labels.is_empty() {
+            started.push(labels.join(", "), stop);
+        }
+        Ok(())
+    }
+}
+
+/// The parts of an app `serve` started.
+pub(crate) struct Started {
+    stops: Vec<(String, Stop)>,
+    labels: Vec<String>,
+    /// The app's commands and queries.
+    pub registry: AppRegistry,
+    /// The projections, for the admin routes.
+    pub entries: Vec<SqliteReadModelEntry>,
+}
+
+impl Started {
+    fn push(&mut self, label: String, stop: Stop) {
+        self.labels.push(label.clone());
+        self.stops.push((label, stop));
+    }
+
+    /// What runs, for the startup line.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Stops everything, the last started first (workers and relay, then sagas, then
+    /// projections), each at a batch boundary. Returns the first failure; every part is
+    /// stopped whatever the others did.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let mut first = None;
+        while let Some((label, stop)) = self.stops.pop() {
+            tracing::info!(%label, "stopping");
+            if let Err(error) = stop().await {
+                first.get_or_insert(error.context(format!("stopping {label}")));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// The read-model file of projection `name`: `[projections.NAME] read_dsn`, else the default.
+pub(crate) fn read_model_path(settings: &Settings, name: &str) -> PathBuf {
+    settings
+        .config
+        .projections
+        .get(name)
+        .and_then(|config| config.read_dsn.as_ref())
+        .map(|dsn| sqlite_path(dsn.expose()))
+        .unwrap_or_else(|| PathBuf::from(mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH))
+}
+
+/// `sqlite:///abs/path`, `sqlite://rel/path`, `sqlite:path` or a plain path.
+pub(crate) fn sqlite_path(dsn: &str) -> PathBuf {
+    let path = dsn
+        .strip_prefix("sqlite://")
+        .or_else(|| dsn.strip_prefix("sqlite:"))
+        .unwrap_or(dsn);
+    PathBuf::from(path)
+}
+
+/// Projection `name` as configured: read-model file and runner options.
+pub(crate) fn projection_settings(settings: &Settings, name: &str) -> (PathBuf, ProjectionOptions) {
+    use mammoth_runtime::projection::OnFailure;
+    let config = settings.config.projections.get(name);
+    let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
+    let on_failure = match config.map(|config| config.on_failure).unwrap_or_default() {
+        mammoth_config::OnFailure::Stop => OnFailure::Stop,
+        mammoth_config::OnFailure::Park => OnFailure::Park,
+    };
+    let options = ProjectionOptions::default()
+        .with_batch_size(batch)
+        .on_failure(on_failure);
+    (read_model_path(settings, name), options)
+}
+
+/// A registered SQL projection, with its type erased.
+pub(crate) trait ProjectionDef: Send + Sync {
+    fn name(&self) -> &str;
+    fn tables(&self) -> &'static [&'static str];
+    /// The event types and categories it reads.
+    fn filter(&self) -> EventFilter;
+    fn spawn(
+        &self,
+        store: AnyStore,
+        path: &Path,
+        options: ProjectionOptions,
+    ) -> anyhow::Result<(PositionWatch, Stop)>;
+    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> SqliteReadModelEntry;
+    fn replay<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>>;
+    fn rebuild<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        drop_old: bool,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>>;
+    fn verify<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>>;
+}
+
+struct SqlProjectionDef<F> {
+    name: String,
+    tables: &'static [&'static str],
+    make: Arc<F>,
+}
+
+impl<P, F> ProjectionDef for SqlProjectionDef<F>
+where
+    P: SqliteProjection,
+    F: Fn() -> P + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        self.tables
+    }
+
+    fn filter(&self) -> EventFilter {
+        SqliteProjection::filter(&(self.make)())
+    }
+
+    fn spawn(
+        &self,
+        store: AnyStore,
+        path: &Path,
+        options: ProjectionOptions,
+    ) -> anyhow::Result<(PositionWatch, Stop)> {
+        let target = SqliteReadModel::open(path, (self.make)())?;
+        let handle = ProjectionRunner::new(store, target, options).spawn();
+        let progress = handle.progress();
+        let stop: Stop = Box::new(move || {
+            Box::pin(async move {
+                handle.stop().await?;
+                Ok(())
+            })
+        });
+        Ok((progress, stop))
+    }
+
+    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> SqliteReadModelEntry {
+        let make = Arc::clone(&self.make);
+        SqliteReadModelEntry::new(self.name.clone(), self.tables, path, options, move || {
+            make()
+        })
+    }
+
+    fn replay<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>> {
+        Box::pin(crate::projections::replay(
+            settings,
+            known,
+            &*self.make,
+            out,
+        ))
+    }
+
+    fn rebuild<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        drop_old: bool,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>> {
+        Box::pin(crate::projections::rebuild(
+            settings,
+            known,
+            &*self.make,
+            drop_old,
+            out,
+        ))
+    }
+
+    fn verify<'a>(
+        &'a self,
+        settings: &'a Settings,
+        known: &'a crate::projections::Known,
+        out: &'a mut Output,
+    ) -> LocalFuture<'a, anyhow::Result<()>> {
+        Box::pin(crate::projections::verify(
+            settings,
+            known,
+            &*self.make,
+            out,
+        ))
+    }
+}
+
+/// A registered saga, with its type erased.
+trait SagaDef: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn spawn(&self, context: &AppContext, side: &Path) -> anyhow::Result<Stop>;
+}
+
+struct SagaDefOf<F> {
+    make: F,
+}
+
+impl<G, F> SagaDef for SagaDefOf<F>
+where
+    G: Saga,
+    F: Fn(&AppContext) -> G + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        G::TYPE
+    }
+
+    fn spawn(&self, context: &AppContext, side: &Path) -> anyhow::Result<Stop> {
+        let timers = SqliteTimerStore::open(side)?;
+        let checkpoints = SqliteCheckpointStore::open(side)?;
+        let handle = SagaRunner::with_options(
+            (self.make)(context),
+            context.store.clone(),
+            timers,
+            checkpoints,
+            SagaOptions::default(),
+        )
+        .spawn();
+        Ok(Box::new(move || {
+            Box::pin(async move {
+                handle.stop().await?;
+                Ok(())
+            })
+        }))
+    }
+}
