@@ -93,7 +93,7 @@ pub async fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<AnyBu
 }
 
 /// The NATS options `[message_bus]` gives: `stream`, `subject_prefix`, `credentials` (the text
-/// of a `.creds` file, best given as `@secret(...)`).
+/// of a `.creds` file, best given as `@secret(...)`), `dead_letter.destination`.
 pub fn nats_options(config: &MessageBusConfig) -> NatsBusOptions {
     let defaults = NatsBusOptions::default();
     NatsBusOptions {
@@ -103,6 +103,7 @@ pub fn nats_options(config: &MessageBusConfig) -> NatsBusOptions {
             .clone()
             .unwrap_or(defaults.subject_prefix),
         credentials: config.credentials.as_ref().map(|c| c.expose().clone()),
+        dead_letter: config.dead_letter.destination.clone(),
         ..NatsBusOptions::default()
     }
 }
@@ -208,5 +209,21 @@ impl BusConsumer for AnyConsumer {
 
     async fn extend(&self, delivery: &Delivery, by: Duration) -> Result<bool, BusError> {
         each!(AnyConsumer, self, consumer => consumer.extend(delivery, by).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_options_carry_the_configured_dead_letter_destination_and_names() {
+        let mut config = MessageBusConfig::default();
+        assert_eq!(nats_options(&config).dead_letter, "dead_letter");
+        config.dead_letter.destination = "poison".to_owned();
+        config.stream = Some("ORDERS".to_owned());
+        let options = nats_options(&config);
+        assert_eq!(options.dead_letter, "poison");
+        assert_eq!(options.stream, "ORDERS");
     }
 }
