@@ -40,7 +40,7 @@ use mammoth_runtime::PositionWatch;
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
 use mammoth_runtime::relay::Relay;
 use mammoth_runtime::saga::{SagaOptions, SagaRunner};
-use mammoth_server::{AppRegistry, SqliteReadModelEntry};
+use mammoth_server::{AppRegistry, Metered, SqliteReadModelEntry};
 use mammoth_sqlite::{SqliteCheckpointStore, SqliteProjection, SqliteReadModel, SqliteTimerStore};
 use tokio::sync::watch;
 
@@ -48,6 +48,9 @@ use crate::bus_backend::AnyBus;
 use crate::output::Output;
 use crate::settings::Settings;
 use crate::store::AnyStore;
+
+/// The store an app gets: the configured backend, counted in the server's metrics.
+pub type AppStore = Metered<AnyStore>;
 
 /// A boxed future that may borrow (the CLI's own, single-task paths).
 pub(crate) type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -102,7 +105,7 @@ impl std::fmt::Debug for App {
 /// What the app's factories get when `mammoth serve` starts: the open store, the
 /// configuration, and the running projections' read models.
 pub struct AppContext {
-    store: AnyStore,
+    store: AppStore,
     settings: Arc<Settings>,
     read_models: BTreeMap<String, ReadModel>,
 }
@@ -117,8 +120,9 @@ pub struct ReadModel {
 }
 
 impl AppContext {
-    /// The event store the configuration names, open for writing.
-    pub fn store(&self) -> &AnyStore {
+    /// The event store the configuration names, open for writing; its appends and reads are
+    /// counted in the server's `/metrics`.
+    pub fn store(&self) -> &AppStore {
         &self.store
     }
 
@@ -267,7 +271,7 @@ impl App {
     pub(crate) async fn start(
         &self,
         settings: Arc<Settings>,
-        store: AnyStore,
+        store: AppStore,
         bus: Option<AnyBus>,
     ) -> anyhow::Result<Started> {
         let mut started = Started {
@@ -289,7 +293,7 @@ impl App {
     async fn start_parts(
         &self,
         settings: &Arc<Settings>,
-        store: AnyStore,
+        store: AppStore,
         bus: Option<AnyBus>,
         started: &mut Started,
     ) -> anyhow::Result<()> {
@@ -520,7 +524,7 @@ pub(crate) trait ProjectionDef: Send + Sync {
     fn filter(&self) -> EventFilter;
     fn spawn(
         &self,
-        store: AnyStore,
+        store: AppStore,
         path: &Path,
         options: ProjectionOptions,
     ) -> anyhow::Result<(PositionWatch, Stop)>;
@@ -571,7 +575,7 @@ where
 
     fn spawn(
         &self,
-        store: AnyStore,
+        store: AppStore,
         path: &Path,
         options: ProjectionOptions,
     ) -> anyhow::Result<(PositionWatch, Stop)> {

@@ -14,12 +14,11 @@ use mammoth_example_orders::saga::{DEFAULT_PAYMENT_DEADLINE, OrderSaga};
 use mammoth_example_orders::services::{PaymentBehaviour, Services};
 use mammoth_runtime::QueryBus;
 
-use crate::app::{App, AppContext};
-use crate::store::AnyStore;
+use crate::app::{App, AppContext, AppStore};
 
 /// The three services over the context's store; each worker gets its own (they share nothing
 /// but the store, whose appends are version-checked).
-fn services(context: &AppContext) -> Arc<Services<AnyStore>> {
+fn services(context: &AppContext) -> Arc<Services<AppStore>> {
     let store = context.store().clone();
     let app = Arc::new(OrdersApp::new(store.clone()));
     let payment = PaymentBehaviour {

@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-pub use app::{App, AppContext, ReadModel};
+pub use app::{App, AppContext, AppStore, ReadModel};
 pub use bus_backend::{AnyBus, AnyConsumer};
 pub use store::AnyStore;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use mammoth_server::{Server, ServerConfig, SqliteProjections, SqliteSagas};
+use mammoth_server::{Metered, Metrics, Server, ServerConfig, SqliteProjections, SqliteSagas};
 
 use crate::app::{App, Started, read_model_path};
 use crate::cli::GlobalOptions;
@@ -94,10 +94,10 @@ pub(crate) async fn serve(
         }
         Err(error) => (None, format!("no bus ({error:#})")),
     };
-    let mut started = match app
-        .start(Arc::clone(&settings), store.clone(), bus.clone())
-        .await
-    {
+    // One recorder for the HTTP routes and the app's own store traffic.
+    let recorder = Arc::new(Metrics::new());
+    let metered = Metered::new(store.clone(), backend, Arc::clone(&recorder));
+    let mut started = match app.start(Arc::clone(&settings), metered, bus.clone()).await {
         Ok(started) => started,
         Err(error) => {
             store.close().await?;
@@ -112,6 +112,7 @@ pub(crate) async fn serve(
     let metrics = config.metrics_enabled.then(|| config.metrics_path.clone());
     let mut server = Server::new(store.clone())
         .backend(backend)
+        .metrics(recorder)
         .config(config)
         .app(std::mem::take(&mut started.registry))
         .projections(projections)

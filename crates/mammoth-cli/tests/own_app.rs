@@ -29,6 +29,19 @@ async fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16,
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// The body of `GET path`, as text.
+async fn raw(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_app_serves_its_command_projection_worker_and_admin_routes_then_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +100,14 @@ async fn a_users_app_serves_its_command_projection_worker_and_admin_routes_then_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The command's append went through the app's own repository, and is counted.
+    let metrics = raw(&addr, "/metrics").await;
+    let appends = metrics
+        .lines()
+        .find(|line| line.starts_with("mammoth_appends_total{backend=\"sqlite\"}"))
+        .unwrap_or_else(|| panic!("no sqlite appends in /metrics:\n{metrics}"));
+    assert!(!appends.ends_with(" 0"), "{appends}");
 
     // The admin routes know the app's projection by name.
     let (status, projections) = http(&addr, "GET", "/admin/projections", None).await;

@@ -36,6 +36,7 @@ pub mod app;
 pub mod bench;
 mod error;
 pub mod events;
+mod metered;
 mod metrics;
 pub mod ops;
 #[cfg(feature = "orders")]
@@ -57,6 +58,7 @@ use tokio::sync::watch;
 pub use admin::{AdminError, BusAdmin, ProjectionRow, ProjectionsAdmin};
 pub use app::AppRegistry;
 pub use error::{ApiError, ErrorBody};
+pub use metered::Metered;
 pub use metrics::Metrics;
 pub use sagas::{SagaAdmin, SqliteSagas};
 pub use sqlite_admin::{SqliteProjections, SqliteReadModelEntry};
@@ -127,6 +129,7 @@ pub struct Server {
     bus: Option<Arc<dyn BusAdmin>>,
     sagas: Option<Arc<dyn SagaAdmin>>,
     config: ServerConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -140,7 +143,15 @@ impl Server {
             bus: None,
             sagas: None,
             config: ServerConfig::default(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Records into `metrics` (a fresh recorder by default): give the same recorder to a
+    /// [`Metered`] store so the app's own appends and reads are counted too.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Names the store's backend in metrics labels (`sqlite`, `postgres`, ...).
@@ -196,7 +207,7 @@ impl Server {
             projections: self.projections,
             bus: self.bus,
             sagas: self.sagas,
-            metrics: Metrics::new(),
+            metrics: self.metrics,
             metrics_enabled: config.metrics_enabled,
             shutdown,
         }));

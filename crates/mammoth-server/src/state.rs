@@ -17,7 +17,7 @@ pub(crate) struct Inner {
     pub(crate) projections: Option<Arc<dyn ProjectionsAdmin>>,
     pub(crate) bus: Option<Arc<dyn BusAdmin>>,
     pub(crate) sagas: Option<Arc<dyn crate::sagas::SagaAdmin>>,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) metrics_enabled: bool,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
