@@ -94,6 +94,30 @@ enum GroupError {
     Failed(StoreError),
 }
 
+/// Consecutive yields that bring no new append before a group stops waiting for callers.
+const IDLE_YIELDS: usize = 2;
+/// The most yields one group waits for callers.
+const MAX_YIELDS: usize = 64;
+
+/// Lets the callers the last group answered append again before the next group is drained
+/// (the same wait as the PostgreSQL writer's, which explains it): without it closed-loop
+/// callers split into two halves that take turns, and each commit carries only half of them.
+/// Yields while each yield or the one after it brings more appends and fewer are queued than
+/// were answered; no clock is involved.
+async fn wait_for_answered(requests: &mpsc::Receiver<Request>, taken: usize, answered: usize) {
+    let mut queued = requests.len();
+    let mut idle = 0;
+    for _ in 0..MAX_YIELDS {
+        if taken + queued >= answered || idle >= IDLE_YIELDS {
+            return;
+        }
+        tokio::task::yield_now().await;
+        let now = requests.len();
+        idle = if now > queued { 0 } else { idle + 1 };
+        queued = now;
+    }
+}
+
 fn classify(error: mysql_async::Error) -> GroupError {
     if is_unique_violation(&error) {
         GroupError::Unique
@@ -127,6 +151,8 @@ impl Writer {
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut carry: Vec<Append> = Vec::new();
         let mut closing = None;
+        // How many callers the last group answered: most of them append again at once.
+        let mut answered = 0;
         loop {
             let mut group = std::mem::take(&mut carry);
             if group.is_empty() && closing.is_none() {
@@ -135,6 +161,9 @@ impl Writer {
                     Some(Request::Close(reply)) => closing = Some(reply),
                     None => break,
                 }
+            }
+            if closing.is_none() {
+                wait_for_answered(&requests, group.len(), answered).await;
             }
             let mut events: usize = group.iter().map(|append| append.events.len()).sum();
             let mut bytes: usize = group.iter().map(Append::bytes).sum();
@@ -156,7 +185,9 @@ impl Writer {
             if group.is_empty() {
                 break;
             }
+            let size = group.len();
             carry = self.commit_group(group).await;
+            answered = size.saturating_sub(carry.len());
         }
         requests.close();
         while let Ok(request) = requests.try_recv() {
@@ -182,7 +213,9 @@ impl Writer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_group(&group).await {
+            // Guess new streams only on the first attempt: a retry after a unique violation
+            // reads every head it does not have, so a wrong guess costs one retry, not five.
+            match self.try_group(&group, attempt == 1).await {
                 Ok(outcomes) => {
                     return reply_all(group, outcomes, BACKEND, |append, result| {
                         let _ = append.reply.send(result);
@@ -253,7 +286,17 @@ impl Writer {
     }
 
     /// Plans and writes one group. On `Ok`, every append that was written is committed.
-    async fn try_group(&mut self, group: &[Append]) -> Result<Vec<Outcome>, GroupError> {
+    ///
+    /// With `guess_new`, a stream whose head is not cached and that every append of the group
+    /// expects to be empty (`NoStream`, `Exact(0)`: a new aggregate) is planned at head 0
+    /// without reading it. The guess is safe: if the stream has events, its version 1 exists
+    /// and the unique `(stream_id, version)` index rejects the group, which is then planned
+    /// again from heads read from the database.
+    async fn try_group(
+        &mut self,
+        group: &[Append],
+        guess_new: bool,
+    ) -> Result<Vec<Outcome>, GroupError> {
         let sql = self.sql.clone();
         let given: Vec<Uuid> = group
             .iter()
@@ -263,9 +306,23 @@ impl Writer {
             .collect();
         let mut missing: Vec<StreamId> = Vec::new();
         let mut seen = HashSet::new();
+        let expect_more: HashSet<&StreamId> = group
+            .iter()
+            .filter(|append| {
+                !matches!(
+                    append.expected,
+                    ExpectedVersion::NoStream | ExpectedVersion::Exact(0)
+                )
+            })
+            .map(|append| &append.stream)
+            .collect();
         for append in group {
-            if !self.heads.contains_key(&append.stream) && seen.insert(&append.stream) {
-                missing.push(append.stream.clone());
+            let stream = &append.stream;
+            if !self.heads.contains_key(stream)
+                && (!guess_new || expect_more.contains(stream))
+                && seen.insert(stream)
+            {
+                missing.push(stream.clone());
             }
         }
         let conn = self.connection().await.map_err(GroupError::Failed)?;
@@ -435,3 +492,6 @@ async fn load_heads(
     }
     Ok(heads)
 }
+
+#[cfg(test)]
+mod tests;
