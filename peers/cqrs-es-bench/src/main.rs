@@ -144,6 +144,9 @@ struct Row {
     /// Commands per WAL flush, median (absent when the server does not report flushes).
     cqrs_es_commands_per_wal_sync: Option<f64>,
     mammoth_commands_per_wal_sync: Option<f64>,
+    /// mammoth's command path on MySQL/MariaDB (`--mysql-url`), median and per run.
+    mammoth_mysql_per_second: Option<f64>,
+    mammoth_mysql_runs: Vec<f64>,
     /// The issue's target at 64 callers: mammoth at least 10 times cqrs-es.
     target_ratio: Option<f64>,
     meets_target: Option<bool>,
@@ -157,9 +160,10 @@ struct Options {
     peer_pool: u32,
     per_aggregate: u64,
     only: Only,
+    mysql_url: Option<String>,
 }
 
-const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--only mammoth|cqrs-es] [--json]
+const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [--peer-pool N] [--only mammoth|cqrs-es] [--mysql-url URL] [--json]
   --url         PostgreSQL URL (default $MAMMOTH_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/postgres)
   --seconds     seconds per case (default 3)
   --runs        runs; medians are reported (default 3)
@@ -167,6 +171,7 @@ const USAGE: &str = "usage: cqrs-es-bench [--url URL] [--seconds S] [--runs N] [
   --commands-per-aggregate N
                 commands a caller sends to one aggregate before moving to a new one (default 10)
   --only        measure one framework alone (for profiling; no ratio)
+  --mysql-url   also run mammoth's command path on this MySQL/MariaDB server (e.g. mysql://root@127.0.0.1:3306/test)
   --json        one JSON object per case instead of a table";
 
 fn parse_options() -> Result<Options, String> {
@@ -179,6 +184,7 @@ fn parse_options() -> Result<Options, String> {
         peer_pool: 10,
         per_aggregate: COMMANDS_PER_AGGREGATE,
         only: Only::Both,
+        mysql_url: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -215,6 +221,7 @@ fn parse_options() -> Result<Options, String> {
                     }
                 };
             }
+            "--mysql-url" => options.mysql_url = Some(value("--mysql-url")?),
             "--json" => options.json = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -252,6 +259,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn run(options: &Options) -> Result<(), BoxError> {
     // measured[case][run] = (cqrs-es, mammoth)
     let mut measured = vec![Vec::new(); CASES.len()];
+    // mysql[case][run]: mammoth on MySQL, when --mysql-url is given
+    let mut mysql: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
     for run in 0..options.runs {
         for (index, case) in CASES.iter().enumerate() {
             let case = &Case {
@@ -269,8 +278,16 @@ async fn run(options: &Options) -> Result<(), BoxError> {
                 let peer = measure_peer(options, *case, &tag).await?;
                 (peer, ours)
             };
+            let on_mysql = match &options.mysql_url {
+                Some(url) if options.only != Only::CqrsEs => {
+                    let measured = mammoth_side::measure_mysql(options, url, *case, &tag).await?;
+                    mysql[index].push(measured.per_second());
+                    format!("  mammoth on MySQL {:>9.0}/s", measured.per_second())
+                }
+                _ => String::new(),
+            };
             eprintln!(
-                "run {}/{}: {:<32} cqrs-es {:>9.0}/s  mammoth {:>9.0}/s",
+                "run {}/{}: {:<32} cqrs-es {:>9.0}/s  mammoth {:>9.0}/s{on_mysql}",
                 run + 1,
                 options.runs,
                 case.name(),
@@ -283,13 +300,15 @@ async fn run(options: &Options) -> Result<(), BoxError> {
     let rows: Vec<Row> = CASES
         .iter()
         .zip(&measured)
-        .map(|(case, runs)| {
+        .zip(mysql)
+        .map(|((case, runs), mysql_runs)| {
             row(
                 Case {
                     per_aggregate: options.per_aggregate,
                     ..*case
                 },
                 runs,
+                mysql_runs,
             )
         })
         .collect();
@@ -377,7 +396,7 @@ fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
         .map(|values| median(&values))
 }
 
-fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
+fn row(case: Case, runs: &[(Measured, Measured)], mysql_runs: Vec<f64>) -> Row {
     let cqrs_es_runs: Vec<f64> = runs.iter().map(|(p, _)| p.per_second()).collect();
     let mammoth_runs: Vec<f64> = runs.iter().map(|(_, m)| m.per_second()).collect();
     let peer = median(&cqrs_es_runs);
@@ -399,6 +418,8 @@ fn row(case: Case, runs: &[(Measured, Measured)]) -> Row {
         mammoth_retries: runs.iter().map(|(_, m)| m.retries).collect(),
         cqrs_es_commands_per_wal_sync: median_of(runs.iter().map(|(p, _)| p.per_wal_sync())),
         mammoth_commands_per_wal_sync: median_of(runs.iter().map(|(_, m)| m.per_wal_sync())),
+        mammoth_mysql_per_second: (!mysql_runs.is_empty()).then(|| median(&mysql_runs)),
+        mammoth_mysql_runs: mysql_runs,
         target_ratio,
         meets_target: target_ratio.map(|target| ratio >= target),
     }
@@ -412,8 +433,10 @@ fn print_table(options: &Options, rows: &[Row]) {
         options.duration.as_secs_f64(),
         options.runs
     );
+    let mysql = options.mysql_url.is_some();
+    let mysql_header = if mysql { "  MAMMOTH-MYSQL/S" } else { "" };
     println!(
-        "{:<34} {:>12} {:>12} {:>8} {:>14}  TARGET",
+        "{:<34} {:>12} {:>12} {:>8} {:>14}{mysql_header}  TARGET",
         "CASE", "CQRS-ES/S", "MAMMOTH/S", "RATIO", "CMDS/WAL-SYNC"
     );
     for row in rows {
@@ -429,8 +452,13 @@ fn print_table(options: &Options, rows: &[Row]) {
             per_sync(row.cqrs_es_commands_per_wal_sync),
             per_sync(row.mammoth_commands_per_wal_sync)
         );
+        let on_mysql = match row.mammoth_mysql_per_second {
+            Some(value) if mysql => format!(" {value:>16.0}"),
+            _ if mysql => format!(" {:>16}", "-"),
+            _ => String::new(),
+        };
         println!(
-            "{:<34} {:>12.0} {:>12.0} {:>7.1}x {:>14}  {}",
+            "{:<34} {:>12.0} {:>12.0} {:>7.1}x {:>14}{on_mysql}  {}",
             row.case, row.cqrs_es_per_second, row.mammoth_per_second, row.ratio, syncs, target
         );
     }

@@ -1,12 +1,15 @@
 //! mammoth's command path: `PgEventStore` (group commit) under a `Repository` (aggregate
 //! cache, conflict retry) behind a `CommandBus` with the `Tracing` and `Idempotency`
-//! middleware, as docs/cqrs.md sets it up; a fresh schema per case, dropped afterwards.
+//! middleware, as docs/cqrs.md sets it up; a fresh schema per case, dropped afterwards. With
+//! `--mysql-url`, the same command path on `MysqlEventStore` (MariaDB/MySQL), in a fresh
+//! database per case: mammoth's own numbers there (cqrs-es is not run on MySQL).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use mammoth_core::Aggregate;
+use mammoth_core::{Aggregate, EventStore};
+use mammoth_mysql::{MysqlEventStore, MysqlOptions};
 use mammoth_postgres::{PgEventStore, PgOptions};
 use mammoth_runtime::{
     CommandBus, CommandContext, Execute, Idempotency, Repository, RetryPolicy, Tracing,
@@ -72,8 +75,43 @@ pub async fn measure(options: &Options, case: Case, tag: &str) -> Result<Measure
         },
     )
     .await?;
-    let repository = Repository::<Account, PgEventStore>::new(store.clone())
-        .with_retry(RetryPolicy::attempts(50));
+    let commands = run_commands(options, case, store.clone()).await;
+    // The schema goes even when a caller failed.
+    let closed = store.close().await;
+    mammoth_postgres::drop_schema(&options.url, &schema).await?;
+    closed?;
+    commands
+}
+
+/// Runs one case on mammoth on MySQL/MariaDB at `url` in a fresh database, then drops it.
+pub async fn measure_mysql(
+    options: &Options,
+    url: &str,
+    case: Case,
+    tag: &str,
+) -> Result<Measured, BoxError> {
+    let database = format!("mammoth_bench_{tag}");
+    let store = MysqlEventStore::open(
+        url,
+        MysqlOptions {
+            database: Some(database.clone()),
+            ..MysqlOptions::default()
+        },
+    )
+    .await?;
+    let commands = run_commands(options, case, store.clone()).await;
+    let closed = store.close().await;
+    mammoth_mysql::drop_database(url, &database).await?;
+    closed?;
+    commands
+}
+
+/// The callers of `case`, each dispatching `Deposit`s through the bus until the time is up.
+async fn run_commands<S>(options: &Options, case: Case, store: S) -> Result<Measured, BoxError>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+{
+    let repository = Repository::<Account, S>::new(store).with_retry(RetryPolicy::attempts(50));
     let bus = CommandBus::builder()
         .layer(Tracing)
         .layer(Idempotency::default())
@@ -111,10 +149,6 @@ pub async fn measure(options: &Options, case: Case, tag: &str) -> Result<Measure
     }
     let seconds = started.elapsed().as_secs_f64();
     drop(bus);
-    // The schema goes even when a caller failed.
-    let closed = store.close().await;
-    mammoth_postgres::drop_schema(&options.url, &schema).await?;
-    closed?;
     Ok(Measured {
         commands: commands?,
         retries: retries.load(Ordering::Relaxed),
