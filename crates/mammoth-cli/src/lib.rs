@@ -82,6 +82,6 @@ async fn run(cli: Cli, app: &App) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, &cli.global, app).await,
         Command::Demo(args) => demo::run(args, &cli.global).await,
         Command::Sagas(command) => sagas::run(command, &cli.global).await,
-        Command::Status => status::run(&cli.global).await,
+        Command::Status => status::run(&cli.global, app).await,
     }
 }

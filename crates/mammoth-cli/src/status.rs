@@ -1,7 +1,10 @@
 //! `mammoth status`: one screen of everything — the store's head and event count, the SQL
-//! projections with their lag and state, the saga runners' checkpoints, the sagas per type and
+//! projections with their lag and state (in the default read-model file and in each file the
+//! app's projections are configured to), the saga runners' checkpoints, the sagas per type and
 //! status, and the bus's depth and dead letters. A part that cannot be read says why and the
 //! rest is still shown.
+
+use std::path::PathBuf;
 
 use mammoth_core::EventStore;
 use mammoth_core::bus::MessageBus as _;
@@ -10,6 +13,7 @@ use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
 use mammoth_sqlite::saga::SagaCount;
 use serde::Serialize;
 
+use crate::app::{App, projection_settings};
 use crate::cli::GlobalOptions;
 use crate::output::{Output, thousands};
 use crate::settings;
@@ -47,7 +51,7 @@ struct BusLine {
 /// # Errors
 /// Configuration errors and a store that cannot be opened; other parts report problems
 /// in the output instead.
-pub async fn run(global: &GlobalOptions) -> anyhow::Result<()> {
+pub async fn run(global: &GlobalOptions, app: &App) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
     let store = store::open(&settings.store, Access::ReadOnly).await?;
     let stats = store.stats().await?;
@@ -58,8 +62,12 @@ pub async fn run(global: &GlobalOptions) -> anyhow::Result<()> {
         events: stats.event_count,
         ..Report::default()
     };
-    let models = std::path::Path::new(DEFAULT_READ_MODEL_PATH);
-    if models.exists() {
+    // The default read-model file and every file the app's projections are configured to.
+    let mut files = std::collections::BTreeSet::from([PathBuf::from(DEFAULT_READ_MODEL_PATH)]);
+    for def in app.projection_defs() {
+        files.insert(projection_settings(&settings, def.name()).0);
+    }
+    for models in files.iter().filter(|path| path.exists()) {
         match ReadModelAdmin::open(models).and_then(|admin| admin.status()) {
             Ok(rows) => {
                 for row in rows.into_iter().filter(|row| row.active) {
@@ -71,7 +79,9 @@ pub async fn run(global: &GlobalOptions) -> anyhow::Result<()> {
                     });
                 }
             }
-            Err(error) => report.problems.push(format!("projections: {error}")),
+            Err(error) => report
+                .problems
+                .push(format!("projections in {}: {error}", models.display())),
         }
     }
     if let Ok(conn) = rusqlite::Connection::open_with_flags(

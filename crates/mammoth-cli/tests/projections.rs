@@ -338,3 +338,18 @@ fn bench_projections_quick_json_prints_the_catch_up_and_live_cases() {
         "temporary files are removed"
     );
 }
+
+#[test]
+fn status_shows_a_projection_kept_in_its_configured_read_model_file() {
+    let sandbox = sandbox("stop");
+    orders(&sandbox);
+    sandbox.run(&["projections", "replay", "orders"]).ok();
+    let status = sandbox.run(&["status", "--json"]).json();
+    let projections = status["projections"].as_array().expect("projections");
+    let orders = projections
+        .iter()
+        .find(|row| row["name"] == "orders")
+        .unwrap_or_else(|| panic!("orders, in rm/read_models.db, is listed: {status}"));
+    assert_eq!(orders["checkpoint"], 5, "{orders}");
+    assert_eq!(orders["lag"], 0, "{orders}");
+}
