@@ -1,6 +1,8 @@
 //! `mammoth demo`: the seed's order saga end to end on the embedded backends (nothing to
-//! install), or with its message bus on the broker `[message_bus]` names (NATS JetStream,
-//! Redis Streams) while the store, timers, checkpoints and read models stay embedded. The engine is `mammoth_example_orders::demo`; this module reads the arguments and
+//! install), with its message bus on the broker `[message_bus]` names (NATS JetStream, Redis
+//! Streams), and/or with its event store (and snapshots, saga timers, the saga runner's
+//! checkpoint) on the PostgreSQL or MySQL server `[event_store]` names; the read models stay
+//! in the data directory. The engine is `mammoth_example_orders::demo`; this module reads the arguments and
 //! the configuration, draws the progress bar, prints the summary table (or `--json`) and turns
 //! a failed invariant into a non-zero exit.
 
@@ -10,14 +12,20 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mammoth_config::{EventStoreBackend, MessageBusBackend, RetryConfig};
+use mammoth_core::saga::TimerStore;
+use mammoth_core::{CheckpointStore, EventStore, SnapshotStore};
+use mammoth_example_orders::demo::sql as demo_sql;
 use mammoth_example_orders::demo::summary::DemoReport;
-use mammoth_example_orders::demo::{self, DemoOptions, DemoReporter, Progress};
+use mammoth_example_orders::demo::{self, DemoOptions, DemoReporter, Progress, RunStores};
+use mammoth_mysql::{MysqlCheckpointStore, MysqlSnapshotStore, MysqlTimerStore};
+use mammoth_postgres::{PgCheckpointStore, PgSnapshotStore, PgTimerStore};
 
 use crate::bus_backend;
 use crate::cli::GlobalOptions;
 use crate::exit::{ConfigProblem, usage_error};
 use crate::output::{Columns, Output, thousands};
 use crate::settings;
+use crate::store::{Access, AnyStore};
 
 /// Arguments of `mammoth demo`.
 #[derive(Debug, Args)]
@@ -124,11 +132,10 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     }
     let settings = settings::load(global.config.as_deref())?;
     let config = &settings.config;
-    if settings.store.backend != EventStoreBackend::Sqlite {
-        return Err(ConfigProblem(format!(
-            "mammoth demo keeps its event store in embedded SQLite: event_store.backend is \"{}\"; set it to \"sqlite\" (the message bus may be \"embedded\", \"nats\" or \"redis\")",
-            settings.store.backend.as_str()
-        ))
+    if settings.store.backend == EventStoreBackend::Memory {
+        return Err(ConfigProblem(
+            "mammoth demo needs a durable event store: event_store.backend is \"memory\"; set it to \"sqlite\", \"postgres\" or \"mysql\"".to_owned(),
+        )
         .into());
     }
     // The configured retry policy if the file sets one, else the demo's fast one.
@@ -164,20 +171,55 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         MessageBusBackend::NatsJetstream => Some("nats"),
         MessageBusBackend::Redis => Some("redis"),
     };
-    let outcome = match broker {
-        None => {
-            bar.message("message bus: embedded (in the demo store's file)");
-            demo::run(options, &bar).await
+    let outcome = if settings.store.backend == EventStoreBackend::Sqlite {
+        match broker {
+            None => {
+                bar.message("message bus: embedded (in the demo store's file)");
+                demo::run(options, &bar).await.map_err(anyhow::Error::from)
+            }
+            Some(label) => {
+                let bus = bus_backend::open(&settings, false).await?;
+                let url = config.message_bus.broker_url().unwrap_or_default();
+                bar.message(&format!(
+                    "message bus: {label} at {} (store, saga timers, checkpoints and read models: embedded SQLite)",
+                    bus_backend::redacted(&url)
+                ));
+                demo::run_with_bus(options, bus, label, &bar)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
         }
-        Some(label) => {
-            let bus = bus_backend::open(&settings, false).await?;
-            let url = config.message_bus.broker_url().unwrap_or_default();
-            bar.message(&format!(
-                "message bus: {label} at {} (store, saga timers, checkpoints and read models: embedded SQLite)",
-                bus_backend::redacted(&url)
-            ));
-            demo::run_with_bus(options, bus, label, &bar).await
-        }
+    } else {
+        let store = AnyStore::open(&settings.store, Access::ReadWrite).await?;
+        let outcome = match &store {
+            AnyStore::Postgres(pg) => {
+                let stores = RunStores {
+                    events: pg.clone(),
+                    snapshots: PgSnapshotStore::new(pg),
+                    timers: PgTimerStore::new(pg),
+                    checkpoints: PgCheckpointStore::new(pg),
+                    label: format!("postgres (schema {:?})", pg.schema()),
+                };
+                run_on_sql(options, stores, broker, &settings, &bar).await
+            }
+            AnyStore::Mysql(my) => {
+                let stores = RunStores {
+                    events: my.clone(),
+                    snapshots: MysqlSnapshotStore::new(my),
+                    timers: MysqlTimerStore::new(my),
+                    checkpoints: MysqlCheckpointStore::new(my),
+                    label: format!("mysql (database {:?})", my.database()),
+                };
+                run_on_sql(options, stores, broker, &settings, &bar).await
+            }
+            other => Err(ConfigProblem(format!(
+                "mammoth demo cannot run on event_store.backend \"{}\"; use sqlite, postgres or mysql",
+                other.backend_name()
+            ))
+            .into()),
+        };
+        store.close().await?;
+        outcome
     };
     bar.0.finish_and_clear();
     let report = outcome?;
@@ -207,6 +249,42 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the demo on a SQL server's `stores`, with the embedded bus in the data directory or
+/// on the broker `broker` names.
+async fn run_on_sql<S, N, T, C>(
+    options: DemoOptions,
+    stores: RunStores<S, N, T, C>,
+    broker: Option<&str>,
+    settings: &settings::Settings,
+    bar: &Bar,
+) -> anyhow::Result<DemoReport>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+    N: SnapshotStore + Clone + 'static,
+    T: TimerStore + 'static,
+    C: CheckpointStore + Clone + 'static,
+{
+    let where_ = stores.label.clone();
+    let report = match broker {
+        None => {
+            bar.message(&format!(
+                "event store: {where_} (with snapshots, saga timers and checkpoints); message bus: embedded, in the data directory"
+            ));
+            demo_sql::run_on_store(options, stores, bar).await?
+        }
+        Some(label) => {
+            let bus = bus_backend::open(settings, false).await?;
+            let url = settings.config.message_bus.broker_url().unwrap_or_default();
+            bar.message(&format!(
+                "event store: {where_} (with snapshots, saga timers and checkpoints); message bus: {label} at {}",
+                bus_backend::redacted(&url)
+            ));
+            demo_sql::run_on_store_with_bus(options, stores, bus, label, bar).await?
+        }
+    };
+    Ok(report)
+}
+
 fn print_summary(out: &mut Output, report: &DemoReport) -> anyhow::Result<()> {
     out.line(format!(
         "demo run {} in {} ({})",
@@ -224,6 +302,7 @@ fn print_summary(out: &mut Output, report: &DemoReport) -> anyhow::Result<()> {
         .map(|(status, count)| format!("{status} {count}"))
         .collect();
     let rows = vec![
+        vec!["event store".to_owned(), report.event_store.clone()],
         vec!["message bus".to_owned(), report.message_bus.clone()],
         vec!["orders".to_owned(), thousands(report.orders)],
         vec!["confirmed".to_owned(), thousands(report.confirmed)],

@@ -20,6 +20,7 @@
 
 pub mod invariants;
 pub mod setup;
+pub mod sql;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -32,9 +33,11 @@ use mammoth_core::bus::{
     BusError, ConsumerGroup, DeadLetterFilter, MessageBus, RelayTarget, RetryPolicy,
     SubscribeOptions, Topic, TopicMap,
 };
+use mammoth_core::saga::TimerStore;
 use mammoth_core::saga::{SAGA_STEPPED, SagaStatus, SagaStepped, parse_saga_stream};
 use mammoth_core::{
-    EventFilter, EventStore, ProjectionError, StoreError, Subscription, now_micros,
+    CheckpointStore, EventFilter, EventStore, ProjectionError, SnapshotStore, StoreError,
+    Subscription, now_micros,
 };
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
 use mammoth_runtime::saga::{SagaOptions, SagaRunner};
@@ -317,30 +320,51 @@ pub async fn run(
     check_options(&options)?;
     let dir = setup::prepare(&options.data_dir, options.reset).await?;
     reporter.message(&dir.message);
+    let store = open_sqlite(&options, &dir)?;
+    let outcome = async {
+        let bus = SqliteBus::open(dir.bus_path(), SqliteBusOptions::default())?;
+        let on = BusOn {
+            bus,
+            names: BusNames::embedded(),
+            label: "embedded".to_owned(),
+            run_tag: None,
+            relay_from_head: false,
+        };
+        run_on(&options, &dir, sqlite_stores(&dir, &store)?, on, reporter).await
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+/// Opens the data directory's SQLite event store.
+fn open_sqlite(options: &DemoOptions, dir: &setup::DataDir) -> Result<SqliteEventStore, DemoError> {
     let store_options = SqliteOptions {
         synchronous: options.synchronous,
         ..SqliteOptions::default()
     };
-    let store = SqliteEventStore::open(dir.store_path(), store_options).map_err(|error| {
-        DemoError::DataDir {
-            path: dir.path.clone(),
-            message: error.to_string(),
-        }
-    })?;
-    let outcome = match SqliteBus::open(dir.bus_path(), SqliteBusOptions::default()) {
-        Ok(bus) => {
-            let on = BusOn {
-                bus,
-                names: BusNames::embedded(),
-                label: "embedded".to_owned(),
-                run_tag: None,
-            };
-            run_on(&options, &dir, store.clone(), on, reporter).await
-        }
-        Err(error) => Err(error.into()),
-    };
-    store.close().await?;
-    outcome
+    SqliteEventStore::open(dir.store_path(), store_options).map_err(|error| DemoError::DataDir {
+        path: dir.path.clone(),
+        message: error.to_string(),
+    })
+}
+
+/// The SQLite store's side stores, all in its own file.
+fn sqlite_stores(
+    dir: &setup::DataDir,
+    store: &SqliteEventStore,
+) -> Result<
+    RunStores<SqliteEventStore, SqliteSnapshotStore, SqliteTimerStore, SqliteCheckpointStore>,
+    DemoError,
+> {
+    let path = dir.store_path();
+    Ok(RunStores {
+        events: store.clone(),
+        snapshots: SqliteSnapshotStore::open(&path)?,
+        timers: SqliteTimerStore::open(&path)?,
+        checkpoints: SqliteCheckpointStore::open(&path)?,
+        label: "sqlite".to_owned(),
+    })
 }
 
 /// Runs the demo with its message bus on `bus` (a broker: NATS JetStream, Redis Streams, ...)
@@ -375,16 +399,7 @@ where
     } else {
         format!("message bus {label}: continuing this data directory's namespace {namespace}")
     });
-    let store_options = SqliteOptions {
-        synchronous: options.synchronous,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteEventStore::open(dir.store_path(), store_options).map_err(|error| {
-        DemoError::DataDir {
-            path: dir.path.clone(),
-            message: error.to_string(),
-        }
-    })?;
+    let store = open_sqlite(&options, &dir)?;
     // The saga's command events have ids derived from the saga (order) id, and a broker drops
     // a message id it saw within its de-duplication window (JetStream: stream-wide): another
     // directory's `d0` run would make this one's commands vanish. The run id carries the
@@ -398,10 +413,30 @@ where
         label: format!("{label} ({namespace})"),
         names: BusNames::namespaced(namespace),
         run_tag: Some(run_tag),
+        relay_from_head: false,
     };
-    let outcome = run_on(&options, &dir, store.clone(), on, reporter).await;
+    let outcome =
+        async { run_on(&options, &dir, sqlite_stores(&dir, &store)?, on, reporter).await }.await;
     store.close().await?;
     outcome
+}
+
+/// Where a run keeps what must survive together: the events, the aggregates' snapshots, the
+/// saga's deadlines and the saga runner's checkpoint. [`run`] and [`run_with_bus`] put all
+/// four in the data directory's `mammoth.db`; [`sql::run_on_store`] takes them from a SQL
+/// server's store (PostgreSQL, MySQL), or any other.
+#[derive(Clone, Debug)]
+pub struct RunStores<S, N, T, C> {
+    /// The event store.
+    pub events: S,
+    /// The aggregates' snapshots.
+    pub snapshots: N,
+    /// The saga's deadlines.
+    pub timers: T,
+    /// The saga runner's checkpoint.
+    pub checkpoints: C,
+    /// Where they are, for the report: `sqlite`, `postgres (schema "mammoth")`, ...
+    pub label: String,
 }
 
 /// The bus a run uses, with its names and its label for the report.
@@ -411,6 +446,10 @@ struct BusOn<B> {
     label: String,
     /// Appended to the default run id (`d{head}-{tag}`), on a broker.
     run_tag: Option<String>,
+    /// Whether a relay that never ran starts at the log's head instead of its beginning: on
+    /// a SQL server's log, which earlier runs (of other data directories) and other
+    /// applications share, whose commands this bus must not carry.
+    relay_from_head: bool,
 }
 
 fn check_options(options: &DemoOptions) -> Result<(), DemoError> {
@@ -428,14 +467,18 @@ fn check_options(options: &DemoOptions) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn run_on<B>(
+async fn run_on<S, N, T, C, B>(
     options: &DemoOptions,
     dir: &setup::DataDir,
-    store: SqliteEventStore,
+    stores: RunStores<S, N, T, C>,
     on: BusOn<B>,
     reporter: &dyn DemoReporter,
 ) -> Result<DemoReport, DemoError>
 where
+    S: EventStore + Clone + Send + Sync + 'static,
+    N: SnapshotStore + Clone + 'static,
+    T: TimerStore + 'static,
+    C: CheckpointStore + Clone + 'static,
     B: MessageBus + RelayTarget + Clone + 'static,
 {
     let BusOn {
@@ -443,15 +486,21 @@ where
         names,
         label,
         run_tag,
+        relay_from_head,
     } = on;
+    let RunStores {
+        events: store,
+        snapshots,
+        timers,
+        checkpoints,
+        label: store_label,
+    } = stores;
     let start_head = store.head_position().await?;
     let run_id = options.run_id.clone().unwrap_or_else(|| match &run_tag {
         None => format!("d{start_head}"),
         Some(tag) => format!("d{start_head}-{tag}"),
     });
     let prefix = format!("{run_id}-");
-    let bus_path = dir.bus_path();
-    let snapshots = SqliteSnapshotStore::open(&bus_path)?;
     let app = Arc::new(OrdersApp::configured(
         store.clone(),
         snapshots,
@@ -474,11 +523,14 @@ where
     };
 
     let saga = OrderSaga::new(options.payment_deadline);
-    let timers = SqliteTimerStore::open(&bus_path)?;
-    let checkpoints = SqliteCheckpointStore::open(&bus_path)?;
     let sagas =
         SagaRunner::with_options(saga, store.clone(), timers, checkpoints, options.saga).spawn();
 
+    if relay_from_head && start_head > 0 && bus.relay_checkpoint(&names.relay()).await? == 0 {
+        // An empty batch moves the new relay's checkpoint to the head.
+        bus.relay_publish(&names.relay(), Vec::new(), start_head)
+            .await?;
+    }
     let relay = Relay::new(
         names.relay(),
         store.clone(),
@@ -667,6 +719,7 @@ where
         run_id,
         data_dir: dir.path.display().to_string(),
         reused: dir.reused,
+        event_store: store_label,
         message_bus: label,
         orders: total,
         confirmed: facts.orders_with(&prefix, OrderOutcome::Confirmed),
@@ -748,8 +801,8 @@ fn stages(times: &HashMap<String, OrderTimes>, sent_at: &HashMap<String, i64>) -
 }
 
 /// Follows the log from `from`, recording the status of every saga of the run.
-async fn follow(
-    store: SqliteEventStore,
+async fn follow<S: EventStore + Clone + 'static>(
+    store: S,
     from: u64,
     prefix: String,
     seen: Arc<Mutex<Seen>>,

@@ -19,8 +19,9 @@ use crate::services::order_hash;
 /// snapshots, so one file holds everything that must survive a crash together and `mammoth
 /// dlq` / `mammoth bus stats` / `mammoth status` pointed at it see the demo's bus.
 pub const STORE_FILE: &str = "mammoth.db";
-/// The separate bus file earlier versions of the demo wrote; `--reset` removes it too.
-const OLD_BUS_FILE: &str = "bus.db";
+/// The embedded bus's file when the event store is a SQL server (earlier versions of the
+/// demo also wrote it beside a SQLite store); `--reset` removes it.
+pub const BUS_FILE: &str = "bus.db";
 /// The read models' file in a data directory.
 pub const READ_MODELS_FILE: &str = "read_models.db";
 /// The file holding the data directory's bus namespace: the prefix of its topics and relay
@@ -111,31 +112,7 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             ),
         ));
     }
-    match std::fs::remove_file(dir.join(BUS_NAMESPACE_FILE)) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(DemoError::DataDir {
-                path: dir.join(BUS_NAMESPACE_FILE),
-                message: format!("cannot remove it: {error}"),
-            });
-        }
-    }
-    for name in [STORE_FILE, OLD_BUS_FILE, READ_MODELS_FILE] {
-        for suffix in ["", "-wal", "-shm", ".lock"] {
-            let path = dir.join(format!("{name}{suffix}"));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => {
-                    return Err(DemoError::DataDir {
-                        path: path.clone(),
-                        message: format!("cannot remove it: {error}"),
-                    });
-                }
-            }
-        }
-    }
+    remove_files(dir, &[STORE_FILE, BUS_FILE, READ_MODELS_FILE])?;
     Ok(data_dir(
         false,
         format!(
@@ -143,6 +120,88 @@ pub async fn prepare(dir: &Path, reset: bool) -> Result<DataDir, DemoError> {
             dir.display()
         ),
     ))
+}
+
+/// Removes the bus namespace file and the SQLite files `names` (with their journals and
+/// locks) from `dir`; files already missing are fine.
+fn remove_files(dir: &Path, names: &[&str]) -> Result<(), DemoError> {
+    let mut paths = vec![dir.join(BUS_NAMESPACE_FILE)];
+    for name in names {
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            paths.push(dir.join(format!("{name}{suffix}")));
+        }
+    }
+    for path in paths {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(DemoError::DataDir {
+                    path,
+                    message: format!("cannot remove it: {error}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prepares `dir` for a run whose event store is `store` on a SQL server (`label` names it,
+/// e.g. `postgres (schema "mammoth")`). The directory holds only the run's embedded bus
+/// ([`BUS_FILE`]), read models and bus namespace. `reset` removes those, and never the
+/// database's data: the schema may hold other runs' and other applications' events, so the
+/// message says what was kept and how to drop it. Each run has its own run id either way,
+/// so earlier runs' orders never count in its report.
+///
+/// # Errors
+/// [`DemoError::DataDir`] when the directory cannot be created or cleaned;
+/// [`DemoError::Store`] when the store cannot be read.
+pub async fn prepare_sql<S: EventStore>(
+    dir: &Path,
+    reset: bool,
+    store: &S,
+    label: &str,
+) -> Result<DataDir, DemoError> {
+    std::fs::create_dir_all(dir).map_err(|error| DemoError::DataDir {
+        path: dir.to_path_buf(),
+        message: format!("cannot create it: {error}"),
+    })?;
+    let events = store.head_position().await?;
+    let local = dir.join(BUS_FILE).exists() || dir.join(READ_MODELS_FILE).exists();
+    let kept = format!(
+        "the {events} events in {label} are kept (the demo never deletes a database's data: other runs and applications may use it; drop the schema or database yourself to start empty)"
+    );
+    let (reused, message) = if reset {
+        remove_files(dir, &[BUS_FILE, READ_MODELS_FILE])?;
+        (
+            false,
+            format!(
+                "--reset: removed the demo's bus and read models in {}; {kept}; this run has a new run id and reports only its own orders",
+                dir.display()
+            ),
+        )
+    } else if events > 0 || local {
+        (
+            true,
+            format!(
+                "reusing {label} ({events} events; unfinished sagas continue) and the bus and read models in {}; pass --reset to start them empty",
+                dir.display()
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "new demo store in {label}, bus and read models in {}",
+                dir.display()
+            ),
+        )
+    };
+    Ok(DataDir {
+        path: dir.to_path_buf(),
+        reused,
+        message,
+    })
 }
 
 /// The bus namespace of `dir` (such as `demo-3f2a9c1b7d4e`): read from its

@@ -83,6 +83,10 @@ pub struct DemoReport {
     pub data_dir: String,
     /// True when an existing store was reused.
     pub reused: bool,
+    /// Where the events, snapshots, saga deadlines and the saga runner's checkpoint live:
+    /// `sqlite` (the data directory's `mammoth.db`), or the SQL server with its schema or
+    /// database.
+    pub event_store: String,
     /// The message bus the run used: `embedded`, or the broker with the run's topic prefix.
     pub message_bus: String,
     /// Orders sent.
