@@ -15,7 +15,7 @@
 //! ```
 //!
 //! `mammoth serve` then runs everything registered in one process: each projection's runner,
-//! each saga's runner (deadlines and checkpoint in the SQLite side file), the outbox relay
+//! each saga's runner (deadlines and checkpoint beside the events), the outbox relay
 //! (events to topics by [`App::topics`], else by `[message_bus.topics]`) and a
 //! worker per registered handler on the configured bus (embedded, NATS or Redis), and stops them
 //! all at a batch boundary on SIGTERM or Ctrl-C. `mammoth projections` operates the
@@ -41,7 +41,7 @@ use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
 use mammoth_runtime::relay::Relay;
 use mammoth_runtime::saga::{SagaOptions, SagaRunner};
 use mammoth_server::{AppRegistry, Metered, SqliteReadModelEntry};
-use mammoth_sqlite::{SqliteCheckpointStore, SqliteProjection, SqliteReadModel, SqliteTimerStore};
+use mammoth_sqlite::{SqliteProjection, SqliteReadModel};
 use tokio::sync::watch;
 
 use crate::bus_backend::AnyBus;
@@ -191,8 +191,8 @@ impl App {
     }
 
     /// A saga: `mammoth serve` runs it over the event store, with its deadlines and its
-    /// checkpoint in the SQLite side file (`event_store.dsn` for SQLite, else the default
-    /// file), so a restart resumes where it stopped.
+    /// checkpoint beside the events on PostgreSQL and MySQL, in the SQLite file on SQLite, so a
+    /// restart resumes where it stopped.
     pub fn saga<G, F>(mut self, make: F) -> Self
     where
         G: Saga,
@@ -317,8 +317,11 @@ impl App {
             settings: Arc::clone(settings),
             read_models,
         };
+        // Saga deadlines and checkpoints on SQLite or memory stores: the SQLite file.
         let side = settings.store.sqlite_path.clone();
+        let sql_server = matches!(store.inner(), AnyStore::Postgres(_) | AnyStore::Mysql(_));
         if !self.sagas.is_empty()
+            && !sql_server
             && let Some(parent) = side.parent().filter(|p| !p.as_os_str().is_empty())
         {
             std::fs::create_dir_all(parent)
@@ -663,8 +666,7 @@ where
     }
 
     fn spawn(&self, context: &AppContext, side: &Path) -> anyhow::Result<Stop> {
-        let timers = SqliteTimerStore::open(side)?;
-        let checkpoints = SqliteCheckpointStore::open(side)?;
+        let (timers, checkpoints) = crate::side::open(context.store.inner(), side)?;
         let handle = SagaRunner::with_options(
             (self.make)(context),
             context.store.clone(),

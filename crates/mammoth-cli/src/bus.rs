@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use mammoth_config::{BusPolicy, EventStoreBackend, MessageBusBackend};
+use mammoth_config::{BusPolicy, MessageBusBackend};
 use mammoth_core::bus::MessageBus as _;
 use mammoth_sqlite::SqliteBus;
 
@@ -22,8 +22,9 @@ pub enum BusCommand {
     Stats,
 }
 
-/// Opens the configured bus. Commands that only look (`must_exist`) refuse to create a
-/// database that is not there.
+/// Opens the configured bus: the embedded bus in the event store's SQLite file, or in the
+/// SQLite side file (`./mammoth-data/mammoth.db`) beside a PostgreSQL or MySQL store. Commands
+/// that only look (`must_exist`) refuse to create a database that is not there.
 ///
 /// # Errors
 /// A [`ConfigProblem`] for a bus this build cannot open; the bus's own error otherwise.
@@ -36,12 +37,8 @@ pub fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<SqliteBus> 
         ))
         .into());
     }
-    if settings.store.backend != EventStoreBackend::Sqlite {
-        return Err(ConfigProblem(
-            "the embedded message bus lives in the SQLite event store's file; set event_store.backend to \"sqlite\"".to_owned(),
-        )
-        .into());
-    }
+    // On SQLite the bus shares the event store's file; beside a PostgreSQL or MySQL store it
+    // lives in the SQLite side file (the default path), local to this machine.
     let path = &settings.store.sqlite_path;
     if must_exist && !path.exists() {
         anyhow::bail!(

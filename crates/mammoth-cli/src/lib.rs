@@ -20,6 +20,7 @@ mod projections;
 mod sagas;
 mod serve;
 mod settings;
+mod side;
 mod sql_stats;
 mod status;
 mod store;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::Sandbox;
+use support::{Sandbox, serve_runs_the_order_app};
 
 const POSTGRES_VAR: &str = "MAMMOTH_TEST_POSTGRES_URL";
 const MYSQL_VAR: &str = "MAMMOTH_TEST_MYSQL_URL";
@@ -341,4 +341,45 @@ fn store_status_and_init_on_sqlite_report_schema_version_counts_and_size() {
     assert!(status["size_bytes"].as_u64().unwrap() > 0, "{status}");
     let human = sandbox.run(&["store", "status"]);
     assert!(human.ok().contains("schema version"), "{}", human.stdout);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_runs_the_order_saga_on_postgres_with_its_deadlines_and_checkpoint_beside_the_events() {
+    let Some((sandbox, _guard)) = postgres_sandbox() else {
+        return;
+    };
+    serve_runs_the_order_app(&sandbox);
+    saga_state_is_not_in_the_side_file(&sandbox);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_runs_the_order_saga_on_mysql_with_its_deadlines_and_checkpoint_beside_the_events() {
+    let Some((sandbox, _guard)) = mysql_sandbox() else {
+        return;
+    };
+    serve_runs_the_order_app(&sandbox);
+    saga_state_is_not_in_the_side_file(&sandbox);
+}
+
+/// The saga runner's checkpoint and deadlines went to the SQL server's own tables: the SQLite
+/// side file (which holds the embedded bus) has none.
+fn saga_state_is_not_in_the_side_file(sandbox: &Sandbox) {
+    let side = sandbox.path().join("mammoth-data").join("mammoth.db");
+    let conn = rusqlite::Connection::open(&side).expect("the embedded bus's side file");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))
+                .and_then(|rows| rows.collect())
+        })
+        .expect("list tables");
+    for table in ["checkpoints", "saga_timers"] {
+        assert!(
+            !tables.iter().any(|name| name == table),
+            "{table} is in the side file: {tables:?}"
+        );
+    }
 }
