@@ -10,6 +10,10 @@
 //! - the inventory, payment and order services, one bus worker each ([`crate::services`]);
 //! - the OrderProjection;
 //!
+//! [`sql::run_on_store`] and [`sql::run_on_store_with_bus`] do the same with the events,
+//! snapshots, saga deadlines and the saga runner's checkpoint in a SQL server's store
+//! ([`RunStores`]: PostgreSQL, MySQL), the bus and read models staying in the data directory.
+//!
 //! [`run_with_bus`] does the same with the message bus on a broker (NATS JetStream, Redis
 //! Streams: any [`MessageBus`] + [`RelayTarget`]), everything else staying in SQLite; its
 //! topics, relay name and run ids carry the data directory's namespace ([`BusNames`],
