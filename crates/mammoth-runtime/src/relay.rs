@@ -13,8 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use mammoth_core::bus::{BusError, RelayTarget, TopicMap, event_message};
-use mammoth_core::{EventFilter, EventStore, Position, StoreError, Subscription};
+use mammoth_core::bus::{BusError, OutgoingMessage, RelayTarget, Topic, TopicMap, event_message};
+use mammoth_core::{EventFilter, EventStore, Position, RecordedEvent, StoreError, Subscription};
 
 use crate::RetryPolicy;
 
@@ -115,29 +115,34 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
         };
         let all = EventFilter::all();
         let all = &all;
-        let read = |from: Position| {
-            self.with_retry_store(move || self.store.read_all(from, all, self.batch))
+        // A batch is read and its messages built while the previous one is published: neither
+        // depends on the publish, and the checkpoint still moves batch by batch, in order.
+        let read = |from: Position| async move {
+            let events = self
+                .with_retry_store(move || self.store.read_all(from, all, self.batch))
+                .await?;
+            let messages = self.messages(&events);
+            Ok::<_, RelayError>((events, messages))
         };
-        let mut events = if progress.checkpoint < head {
+        let (mut events, mut messages) = if progress.checkpoint < head {
             read(progress.checkpoint + 1).await?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         while let Some(last) = events.last().map(|event| event.position) {
-            // The next batch is read while this one is published: reads do not depend on the
-            // publish, and the checkpoint still moves batch by batch, in order.
             let following = async {
                 if last < head {
                     read(last + 1).await
                 } else {
-                    Ok(Vec::new())
+                    Ok((Vec::new(), Vec::new()))
                 }
             };
-            let (published, following) = tokio::join!(self.publish(&events, last), following);
+            let (published, following) =
+                tokio::join!(self.publish(&events, messages, last), following);
             progress.published += published?;
             progress.events += events.len() as u64;
             progress.checkpoint = last;
-            events = following?;
+            (events, messages) = following?;
         }
         Ok(progress)
     }
@@ -185,12 +190,12 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
     /// shutdown came first (the batch unpublished, the checkpoint where it was).
     async fn publish_live<F: Future<Output = ()>>(
         &self,
-        events: &[mammoth_core::RecordedEvent],
+        events: &[RecordedEvent],
         through: Position,
         shutdown: &mut std::pin::Pin<&mut F>,
     ) -> Result<bool, RelayError> {
         loop {
-            match self.publish(events, through).await {
+            match self.publish(events, self.messages(events), through).await {
                 Ok(_) => return Ok(true),
                 Err(RelayError::Bus { source, .. }) if source.is_transient() => {
                     tracing::warn!(
@@ -215,26 +220,47 @@ impl<S: EventStore + Clone, T: RelayTarget> Relay<S, T> {
             .await
     }
 
-    /// Publishes the mapped events of `events` and moves the checkpoint to `through`.
-    async fn publish(
-        &self,
-        events: &[mammoth_core::RecordedEvent],
-        through: Position,
-    ) -> Result<u64, RelayError> {
-        let batch: Vec<_> = events
+    /// The messages of the mapped events of `events`, with their positions and topics.
+    fn messages(&self, events: &[RecordedEvent]) -> Vec<(Position, Topic, OutgoingMessage)> {
+        events
             .iter()
             .filter_map(|event| {
                 let topic = self.topics.topic_for(event)?;
                 Some((event.position, topic.clone(), event_message(event)))
             })
-            .collect();
-        let published = batch.len() as u64;
-        self.with_retry_bus(|| {
-            self.target
-                .relay_publish(&self.name, batch.clone(), through)
-        })
-        .await?;
-        Ok(published)
+            .collect()
+    }
+
+    /// Publishes `messages` (those of `events`) and moves the checkpoint to `through`,
+    /// retrying transient failures by the relay's policy. The first attempt sends the
+    /// messages built ahead; a retry builds them again from `events` instead of every
+    /// attempt cloning them.
+    async fn publish(
+        &self,
+        events: &[RecordedEvent],
+        messages: Vec<(Position, Topic, OutgoingMessage)>,
+        through: Position,
+    ) -> Result<u64, RelayError> {
+        let published = messages.len() as u64;
+        let mut first = Some(messages);
+        let mut attempt = 1;
+        loop {
+            let batch = first.take().unwrap_or_else(|| self.messages(events));
+            match self.target.relay_publish(&self.name, batch, through).await {
+                Ok(()) => return Ok(published),
+                Err(error) if error.is_transient() && attempt < self.retry.max_attempts => {
+                    tracing::warn!(relay = %self.name, %error, "relay publish failed; retrying");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(RelayError::Bus {
+                        relay: self.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     fn store_error(&self, source: StoreError) -> RelayError {
