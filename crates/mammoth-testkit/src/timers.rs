@@ -102,8 +102,10 @@ pub async fn an_upsert_replaces_the_timer_with_the_same_id<F: TimerFactory>(fact
         store.pending().await.expect("pending"),
         vec![other.clone(), later.clone()]
     );
+    // Every field is replaced, not only the due time.
     let earlier = Timer {
         due_micros: 10,
+        name: "payment-retry".to_owned(),
         ..first
     };
     store

@@ -85,7 +85,9 @@ impl TimerStore for SqliteTimerStore {
                         let mut insert = tx.prepare_cached(
                             "INSERT INTO saga_timers (id, saga_type, saga_id, name, due_micros)
                          VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (id) DO UPDATE SET due_micros = excluded.due_micros",
+                         ON CONFLICT (id) DO UPDATE SET saga_type = excluded.saga_type,
+                             saga_id = excluded.saga_id, name = excluded.name,
+                             due_micros = excluded.due_micros",
                         )?;
                         for timer in &timers {
                             insert.execute(params![
