@@ -6,8 +6,10 @@
 
 use std::path::PathBuf;
 
-use mammoth_core::EventStore;
 use mammoth_core::bus::MessageBus as _;
+use mammoth_core::{CheckpointStore as _, EventStore};
+use mammoth_mysql::MysqlCheckpointStore;
+use mammoth_postgres::PgCheckpointStore;
 use mammoth_sqlite::ReadModelAdmin;
 use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
 use mammoth_sqlite::saga::SagaCount;
@@ -16,8 +18,8 @@ use serde::Serialize;
 use crate::app::{App, projection_settings};
 use crate::cli::GlobalOptions;
 use crate::output::{Output, thousands};
-use crate::settings;
-use crate::store::{self, Access};
+use crate::settings::{self, Settings};
+use crate::store::{self, Access, AnyStore};
 
 #[derive(Debug, Default, Serialize)]
 struct Report {
@@ -84,25 +86,19 @@ pub async fn run(global: &GlobalOptions, app: &App) -> anyhow::Result<()> {
                 .push(format!("projections in {}: {error}", models.display())),
         }
     }
-    if let Ok(conn) = rusqlite::Connection::open_with_flags(
-        &settings.store.sqlite_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ) && let Ok(mut statement) = conn
-        .prepare("SELECT name, position FROM checkpoints WHERE name LIKE 'saga-%' ORDER BY name")
-        && let Ok(rows) = statement.query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })
-    {
-        for (name, position) in rows.flatten() {
-            let checkpoint = u64::try_from(position).unwrap_or(0);
-            report.projections.push(ProjectionLine {
-                name,
-                // Only its checkpoint is on disk; whether it runs is known to its process.
-                state: "saga runner".to_owned(),
-                checkpoint,
-                lag: head.saturating_sub(checkpoint),
-            });
+    match saga_checkpoints(&settings, &store).await {
+        Ok(checkpoints) => {
+            for (name, checkpoint) in checkpoints {
+                report.projections.push(ProjectionLine {
+                    name,
+                    // Only its checkpoint is stored; whether it runs is known to its process.
+                    state: "saga runner".to_owned(),
+                    checkpoint,
+                    lag: head.saturating_sub(checkpoint),
+                });
+            }
         }
+        Err(error) => report.problems.push(format!("saga runners: {error}")),
     }
     match crate::sagas::counts(&settings, &store).await {
         Ok(counts) => report.sagas = counts,
@@ -180,4 +176,46 @@ fn print(report: &Report, json: bool) -> anyhow::Result<()> {
         out.line(format!("problem     {problem}"))?;
     }
     out.flush()
+}
+
+/// The saga runners' checkpoints (`saga-<type>`): in the server's own table on PostgreSQL and
+/// MySQL, else in the SQLite file (read-only; none when it has no checkpoint table yet).
+async fn saga_checkpoints(
+    settings: &Settings,
+    store: &AnyStore,
+) -> Result<Vec<(String, u64)>, mammoth_core::StoreError> {
+    let all = match store {
+        AnyStore::Postgres(pg) => PgCheckpointStore::new(pg).list().await?,
+        AnyStore::Mysql(my) => MysqlCheckpointStore::new(my).list().await?,
+        AnyStore::Sqlite(_) | AnyStore::Memory(_) => {
+            let Ok(conn) = rusqlite::Connection::open_with_flags(
+                &settings.store.sqlite_path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            ) else {
+                return Ok(Vec::new());
+            };
+            let Ok(mut statement) = conn.prepare("SELECT name, position FROM checkpoints") else {
+                return Ok(Vec::new());
+            };
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(|error| {
+                    mammoth_core::StoreError::backend(
+                        "sqlite",
+                        "reading the saga checkpoints",
+                        error,
+                        false,
+                    )
+                })?;
+            rows.flatten()
+                .map(|(name, position)| (name, u64::try_from(position).unwrap_or(0)))
+                .collect()
+        }
+    };
+    Ok(all
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("saga-"))
+        .collect())
 }

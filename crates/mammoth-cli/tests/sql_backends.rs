@@ -351,6 +351,21 @@ fn serve_runs_the_order_saga_on_postgres_with_its_deadlines_and_checkpoint_besid
     };
     serve_runs_the_order_app(&sandbox);
     saga_state_is_not_in_the_side_file(&sandbox);
+    saga_runner_is_on_the_status_screen(&sandbox);
+}
+
+/// `mammoth status` finds the saga runner's checkpoint in the server's own table.
+fn saga_runner_is_on_the_status_screen(sandbox: &Sandbox) {
+    let status = sandbox.run(&["status", "--json"]).json();
+    let runner = status["projections"]
+        .as_array()
+        .expect("projections")
+        .iter()
+        .find(|row| row["name"] == "saga-order")
+        .cloned()
+        .unwrap_or_else(|| panic!("the saga runner is listed: {status}"));
+    assert_eq!(runner["state"], "saga runner", "{runner}");
+    assert!(runner["checkpoint"].as_u64().unwrap_or(0) > 0, "{runner}");
 }
 
 #[cfg(unix)]
@@ -361,6 +376,7 @@ fn serve_runs_the_order_saga_on_mysql_with_its_deadlines_and_checkpoint_beside_t
     };
     serve_runs_the_order_app(&sandbox);
     saga_state_is_not_in_the_side_file(&sandbox);
+    saga_runner_is_on_the_status_screen(&sandbox);
 }
 
 /// The saga runner's checkpoint and deadlines went to the SQL server's own tables: the SQLite
