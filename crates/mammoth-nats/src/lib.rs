@@ -22,6 +22,7 @@
 //! | relay checkpoint | stream `{stream}_RELAY` keeping the last message per subject (a key-value bucket), saved after the publish |
 //! | first failure time, retry due time | the same kind of bucket, `{stream}_FAILURES` |
 
+pub mod bench;
 mod bucket;
 mod bus;
 mod consumer;
