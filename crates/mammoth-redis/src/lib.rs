@@ -31,6 +31,7 @@
 //! - `P @<dead_letter>`: the dead-letter stream; `P @topics`, `P @groups:T`: the registry
 //!   `stats` reads; `P @relay:<name>`: relay checkpoints.
 
+pub mod bench;
 mod bus;
 mod consume;
 mod dead;
