@@ -1,17 +1,30 @@
 //! `mammoth bench bus`: the embedded bus end to end and the outbox relay, beside the raw
 //! append rate of the same run. The worker subscribes with `[message_bus.retry]` and the relay
 //! publishes by `[message_bus.topics]` of the configuration, as `mammoth serve` would.
+//!
+//! With `[message_bus] backend` "nats" or "redis" it runs that driver's benchmark
+//! ([`mammoth_nats::bench`], [`mammoth_redis::bench`]) against the configured broker instead:
+//! raw publishes, bus publish, relay and consume, each beside the raw rate of the same run.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use mammoth_bench::{BusBenchOptions, BusRun};
+use mammoth_config::{MessageBusBackend, MessageBusConfig};
+use serde_json::Value;
 
 use super::{check_seconds, filesystem_of};
+use crate::bus_backend::{nats_options, redacted};
 use crate::cli::GlobalOptions;
+use crate::exit::{ConfigProblem, usage_error};
 use crate::output::{Columns, Output, thousands};
+use crate::settings::Settings;
 use crate::{bus, settings};
+
+/// Messages each part of a broker benchmark moves per run, by default and with --quick.
+const BROKER_MESSAGES: usize = 50_000;
+const BROKER_MESSAGES_QUICK: usize = 5_000;
 
 /// Arguments of `bench bus`.
 #[derive(Debug, Args)]
@@ -26,9 +39,15 @@ pub struct BusArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub runs: Option<u16>,
 
-    /// A quick check of a few seconds: one run, 0.5 s per part, 20,000 relayed events.
+    /// A quick check of a few seconds: one run, 0.5 s per part, 20,000 relayed events (on a
+    /// broker: one run of 5,000 messages).
     #[arg(long)]
     pub quick: bool,
+
+    /// On a broker backend (nats, redis): messages each part moves per run. Default: 50,000,
+    /// or 5,000 with --quick.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub messages: Option<u64>,
 
     /// Directory for the temporary database files (default: the system's temp directory).
     #[arg(long, value_name = "DIR")]
@@ -40,6 +59,15 @@ pub struct BusArgs {
 /// # Errors
 /// Bad flags (exit 2) or a failed benchmark.
 pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
+    let settings = settings::load(global.config.as_deref())?;
+    if settings.config.message_bus.backend != MessageBusBackend::Embedded {
+        return run_broker(args, global, &settings).await;
+    }
+    if args.messages.is_some() {
+        usage_error!(
+            "--messages applies to a broker backend (nats, redis); the embedded bus runs for --seconds"
+        );
+    }
     let mut options = if args.quick {
         BusBenchOptions::quick()
     } else {
@@ -53,7 +81,7 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         options.runs = usize::from(runs);
     }
     options.dir = args.path;
-    let policy = bus::policy(&settings::load(global.config.as_deref())?)?;
+    let policy = bus::policy(&settings)?;
     options.retry = policy.retry;
     options.topics = Some(policy.topics);
     let dir = options.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -113,4 +141,147 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         result.relay_topics.join(", ")
     ))?;
     out.flush()
+}
+
+/// `bench bus` on the configured broker: the driver's benchmark against `[message_bus] url`,
+/// each run on its own stream or key prefix (under the configured ones), deleted afterwards.
+async fn run_broker(
+    args: BusArgs,
+    global: &GlobalOptions,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    if args.seconds.is_some() || args.path.is_some() {
+        usage_error!(
+            "--seconds and --path apply to the embedded bus; on a broker the benchmark moves --messages N per part (default {BROKER_MESSAGES})"
+        );
+    }
+    let config = &settings.config.message_bus;
+    let runs = args
+        .runs
+        .map_or(if args.quick { 1 } else { 3 }, usize::from);
+    let messages = match args.messages {
+        Some(n) => usize::try_from(n)?,
+        None if args.quick => BROKER_MESSAGES_QUICK,
+        None => BROKER_MESSAGES,
+    };
+    let url = config.broker_url().ok_or_else(|| {
+        ConfigProblem("message_bus: a broker backend needs url (or host and port)".to_owned())
+    })?;
+    let (report, target) = match config.backend {
+        MessageBusBackend::NatsJetstream => {
+            let options = mammoth_nats::bench::BrokerBenchOptions {
+                messages,
+                runs,
+                ..Default::default()
+            };
+            let report = mammoth_nats::bench::run(&url, &nats_options(config), &options)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error} (nats at {})", redacted(&url)))?;
+            (serde_json::to_value(&report)?, report.relay_target)
+        }
+        MessageBusBackend::Redis => {
+            let url = redis_url(url.clone(), config);
+            let base = mammoth_redis::RedisBusOptions {
+                key_prefix: config.queue_prefix.clone(),
+                ..Default::default()
+            };
+            let options = mammoth_redis::bench::BrokerBenchOptions { messages, runs };
+            let report = mammoth_redis::bench::run(&url, &base, &options)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error} (redis at {})", redacted(&url)))?;
+            (serde_json::to_value(&report)?, report.relay_target)
+        }
+        MessageBusBackend::Embedded => {
+            anyhow::bail!("bench bus: the embedded bus is measured by the embedded benchmark")
+        }
+    };
+    let mut out = Output::new(global.json);
+    if out.is_json() {
+        out.json_document(&serde_json::json!({
+            "benchmark": "bus",
+            "backend": report["backend"],
+            "url": redacted(&url),
+            "messages": messages,
+            "relay_target": target,
+            "runs": report["runs"],
+            "median": report["median"],
+        }))?;
+        return out.flush();
+    }
+    let runs = report["runs"].as_array().cloned().unwrap_or_default();
+    let median = &report["median"];
+    let number = |run: &Value, field: &str| run[field].as_f64().unwrap_or(0.0);
+    let mut header = vec![
+        "".to_owned(),
+        "MEDIAN".to_owned(),
+        "x RAW".to_owned(),
+        "TARGET".to_owned(),
+    ];
+    header.extend((1..=runs.len()).map(|n| format!("RUN {n}")));
+    let row = |name: &str, rate: &str, ratio: Option<&str>, target: &str| {
+        let mut cells = vec![
+            name.to_owned(),
+            thousands(number(median, rate).round() as u64),
+            ratio.map_or_else(String::new, |ratio| {
+                format!("{:.2}x", number(median, ratio))
+            }),
+            target.to_owned(),
+        ];
+        cells.extend(
+            runs.iter()
+                .map(|run| thousands(number(run, rate).round() as u64)),
+        );
+        cells
+    };
+    let backend = report["backend"].as_str().unwrap_or_default();
+    let raw_name = if backend == "nats" {
+        "raw JetStream publish msgs/s"
+    } else {
+        "raw pipelined XADD msgs/s"
+    };
+    let relay_target = format!(">= {target:.1}x");
+    let rows = vec![
+        header,
+        row(raw_name, "raw_per_sec", None, ""),
+        row(
+            "bus publish msgs/s",
+            "publish_per_sec",
+            Some("publish_ratio"),
+            "",
+        ),
+        row(
+            "relay store->bus msgs/s",
+            "relay_per_sec",
+            Some("relay_ratio"),
+            &relay_target,
+        ),
+        row(
+            "consume + ack msgs/s",
+            "consume_per_sec",
+            Some("consume_ratio"),
+            "",
+        ),
+    ];
+    let columns = Columns::fitting(&rows);
+    for row in &rows {
+        out.line(columns.row(row))?;
+    }
+    out.line(format!(
+        "\n{backend} at {}: {} messages per part per run, batches of 512; the relay reads a SQLite store filled beforehand; each run on its own stream or key prefix, deleted afterwards",
+        redacted(&url),
+        thousands(messages as u64)
+    ))?;
+    out.flush()
+}
+
+/// `url` with `[message_bus] credentials` as its password when it names none (as the bus
+/// commands open Redis).
+fn redis_url(url: String, config: &MessageBusConfig) -> String {
+    if let Some(password) = &config.credentials
+        && !url.contains('@')
+        && let Some((scheme, rest)) = url.split_once("://")
+    {
+        return format!("{scheme}://:{}@{rest}", password.expose());
+    }
+    url
 }
