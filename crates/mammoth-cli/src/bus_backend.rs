@@ -72,13 +72,7 @@ pub async fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<AnyBu
             Ok(AnyBus::Nats(bus))
         }
         MessageBusBackend::Redis => {
-            let mut url = broker_url(config)?;
-            if let Some(password) = &config.credentials
-                && !url.contains('@')
-                && let Some((scheme, rest)) = url.split_once("://")
-            {
-                url = format!("{scheme}://:{}@{rest}", password.expose());
-            }
+            let url = redis_url(broker_url(config)?, config);
             let options = RedisBusOptions {
                 key_prefix: config.queue_prefix.clone(),
                 dead_letter: config.dead_letter.destination.clone(),
@@ -106,6 +100,17 @@ pub fn nats_options(config: &MessageBusConfig) -> NatsBusOptions {
         dead_letter: config.dead_letter.destination.clone(),
         ..NatsBusOptions::default()
     }
+}
+
+/// `url` with `[message_bus] credentials` as its password when it names none.
+pub(crate) fn redis_url(url: String, config: &MessageBusConfig) -> String {
+    if let Some(password) = &config.credentials
+        && !url.contains('@')
+        && let Some((scheme, rest)) = url.split_once("://")
+    {
+        return format!("{scheme}://:{}@{rest}", password.expose());
+    }
+    url
 }
 
 fn broker_url(config: &MessageBusConfig) -> anyhow::Result<String> {

@@ -115,10 +115,14 @@ pub enum BenchError {
     #[error("nats bench: relay: {0}")]
     Relay(#[from] RelayError),
     /// The temporary directory of the relay's store could not be created.
-    #[error("nats bench: temporary directory for the relay's store: {0} (set TMPDIR to a writable directory)")]
+    #[error(
+        "nats bench: temporary directory for the relay's store: {0} (set TMPDIR to a writable directory)"
+    )]
     TempDir(#[source] std::io::Error),
     /// A raw JetStream call failed.
-    #[error("nats bench: raw JetStream {step}: {message} (is the server running with JetStream enabled?)")]
+    #[error(
+        "nats bench: raw JetStream {step}: {message} (is the server running with JetStream enabled?)"
+    )]
     Raw {
         /// What was being done.
         step: &'static str,
@@ -172,7 +176,9 @@ pub async fn run(
         let bus = NatsBus::connect(url, bus_options.clone()).await?;
         let result = one_run(&bus, &bus_options, options).await;
         let js = jetstream::new(bus.client().clone());
-        let _ = js.delete_stream(format!("{}_RAW", bus_options.stream)).await;
+        let _ = js
+            .delete_stream(format!("{}_RAW", bus_options.stream))
+            .await;
         bus.destroy().await?;
         runs.push(result?);
     }

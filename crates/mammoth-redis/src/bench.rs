@@ -357,7 +357,10 @@ mod tests {
         let run = BrokerBenchRun::new(200.0, 100.0, 150.0, 50.0, 400.0);
         assert_eq!(run.relay_ratio, 0.75);
         assert_eq!(run.consume_ratio, 0.25);
-        assert_eq!(BrokerBenchRun::new(0.0, 1.0, 1.0, 1.0, 1.0).relay_ratio, 0.0);
+        assert_eq!(
+            BrokerBenchRun::new(0.0, 1.0, 1.0, 1.0, 1.0).relay_ratio,
+            0.0
+        );
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(Vec::new()), 0.0);
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mammoth_bench::{BusBenchOptions, BusRun};
-use mammoth_config::{MessageBusBackend, MessageBusConfig};
+use mammoth_config::MessageBusBackend;
 use serde_json::Value;
 
 use super::{check_seconds, filesystem_of};
@@ -180,7 +180,7 @@ async fn run_broker(
             (serde_json::to_value(&report)?, report.relay_target)
         }
         MessageBusBackend::Redis => {
-            let url = redis_url(url.clone(), config);
+            let url = crate::bus_backend::redis_url(url.clone(), config);
             let base = mammoth_redis::RedisBusOptions {
                 key_prefix: config.queue_prefix.clone(),
                 ..Default::default()
@@ -272,16 +272,4 @@ async fn run_broker(
         thousands(messages as u64)
     ))?;
     out.flush()
-}
-
-/// `url` with `[message_bus] credentials` as its password when it names none (as the bus
-/// commands open Redis).
-fn redis_url(url: String, config: &MessageBusConfig) -> String {
-    if let Some(password) = &config.credentials
-        && !url.contains('@')
-        && let Some((scheme, rest)) = url.split_once("://")
-    {
-        return format!("{scheme}://:{}@{rest}", password.expose());
-    }
-    url
 }

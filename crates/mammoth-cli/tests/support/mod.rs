@@ -218,12 +218,20 @@ pub fn serve_runs_the_order_app(sandbox: &Sandbox) {
         status, "cancelled",
         "the saga compensated the unstockable order"
     );
-    let (code, body) = http(&addr, "GET", "/admin/sagas?status=compensated", &[], "");
-    assert_eq!(code, 200, "{body}");
-    assert!(
-        body.contains("o-1"),
-        "the saga index lists the compensated saga: {body}"
-    );
+    // The saga records its end after the order's cancellation, so the index may lag a step.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, body) = http(&addr, "GET", "/admin/sagas?status=compensated", &[], "");
+        assert_eq!(code, 200, "{body}");
+        if body.contains("o-1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the saga index lists the compensated saga: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
