@@ -333,9 +333,13 @@ impl App {
                 .with_context(|| format!("starting the {} saga", def.name()))?;
             started.push(format!("saga {}", def.name()), stop);
         }
-        let needs_bus = !self.workers.is_empty() || self.relay_topics(settings)?.is_some();
+        let relay_topics = self.relay_topics(settings)?;
+        let needs_bus = !self.workers.is_empty() || relay_topics.is_some();
         match (bus, needs_bus) {
-            (Some(bus), true) => self.start_bus(settings, &context, bus, started).await?,
+            (Some(bus), true) => {
+                self.start_bus(settings, &context, bus, relay_topics, started)
+                    .await?;
+            }
             (None, true) => anyhow::bail!(
                 "app {} has bus workers or relay topics but no message bus could be opened; check [message_bus]",
                 self.name
@@ -371,6 +375,7 @@ impl App {
         settings: &Settings,
         context: &AppContext,
         bus: AnyBus,
+        relay_topics: Option<TopicMap>,
         started: &mut Started,
     ) -> anyhow::Result<()> {
         let policy = settings
@@ -386,7 +391,7 @@ impl App {
             }
         };
         let mut tasks: Vec<(String, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
-        if let Some(topics) = self.relay_topics(settings)? {
+        if let Some(topics) = relay_topics {
             let relay = Relay::new(
                 format!("{}-outbox", self.name),
                 context.store.clone(),

@@ -15,7 +15,6 @@ use mammoth_core::saga::{
 use mammoth_core::{Direction, EventStore, RecordedEvent};
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
 use mammoth_sqlite::SqliteReadModel;
-use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
 use mammoth_sqlite::saga::{SAGA_INDEX, SagaCount, SagaIndex, SagaRow};
 use serde::Serialize;
 
@@ -50,20 +49,7 @@ pub enum SagasCommand {
 
 /// The saga index's read-model file: `[projections.saga_index] read_dsn`, else the default.
 fn index_path(settings: &Settings) -> PathBuf {
-    settings
-        .config
-        .projections
-        .get(SAGA_INDEX)
-        .and_then(|config| config.read_dsn.as_ref())
-        .map(|dsn| {
-            let dsn = dsn.expose();
-            let path = dsn
-                .strip_prefix("sqlite://")
-                .or_else(|| dsn.strip_prefix("sqlite:"))
-                .unwrap_or(dsn);
-            PathBuf::from(path)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_READ_MODEL_PATH))
+    crate::app::read_model_path(settings, SAGA_INDEX)
 }
 
 /// Catches the saga index up with the log and opens it for queries.

@@ -6,27 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Sandbox;
-
-/// The URL in `var`, or `None` (after printing why) outside CI.
-fn broker_url(var: &str, example: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but {var} is not set: the broker bench tests cannot be skipped in CI")
-        }
-        _ => {
-            eprintln!(
-                "skipped: set {var} (such as {example}) to run mammoth bench bus on that broker"
-            );
-            None
-        }
-    }
-}
-
-fn suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
+use support::{Sandbox, service_url, suffix};
 
 /// Runs `mammoth --config <tsk> bench bus --quick --json` with `tsk` and returns the report,
 /// asserting it names `backend`, has one run of 5,000 messages, and positive raw and relay
@@ -66,7 +46,7 @@ fn quick_bench_on(tsk: &str, backend: &str) -> Value {
 
 #[test]
 fn bench_bus_on_nats_measures_the_broker_not_the_embedded_bus() {
-    let Some(url) = broker_url("MAMMOTH_TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+    let Some(url) = service_url("MAMMOTH_TEST_NATS_URL") else {
         return;
     };
     let suffix = suffix();
@@ -81,7 +61,7 @@ fn bench_bus_on_nats_measures_the_broker_not_the_embedded_bus() {
 
 #[test]
 fn bench_bus_on_redis_measures_the_broker_not_the_embedded_bus() {
-    let Some(url) = broker_url("MAMMOTH_TEST_REDIS_URL", "redis://127.0.0.1:6379") else {
+    let Some(url) = service_url("MAMMOTH_TEST_REDIS_URL") else {
         return;
     };
     let suffix = suffix();

@@ -6,25 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Sandbox;
-
-/// The URL in `var`, or `None` (after printing why) outside CI.
-fn broker_url(var: &str, example: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but {var} is not set: the broker demo tests cannot be skipped in CI")
-        }
-        _ => {
-            eprintln!("skipped: set {var} (such as {example}) to run mammoth demo on that broker");
-            None
-        }
-    }
-}
-
-fn suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
+use support::{Sandbox, service_url, suffix};
 
 /// Runs `mammoth demo --json` with 50 orders (one poisoned) in `dir`, asserting it exits 0
 /// with every saga ended and every invariant held, and returns the report.
@@ -81,7 +63,7 @@ fn demo_runs_and_resets_on(sandbox: &Sandbox, backend: &str) {
 
 #[test]
 fn demo_on_nats_keeps_every_invariant_and_a_reset_run_sees_nothing_of_the_first() {
-    let Some(url) = broker_url("MAMMOTH_TEST_NATS_URL", "nats://127.0.0.1:4222") else {
+    let Some(url) = service_url("MAMMOTH_TEST_NATS_URL") else {
         return;
     };
     let suffix = suffix();
@@ -97,7 +79,7 @@ fn demo_on_nats_keeps_every_invariant_and_a_reset_run_sees_nothing_of_the_first(
 
 #[test]
 fn demo_on_redis_keeps_every_invariant_and_a_reset_run_sees_nothing_of_the_first() {
-    let Some(url) = broker_url("MAMMOTH_TEST_REDIS_URL", "redis://127.0.0.1:6379") else {
+    let Some(url) = service_url("MAMMOTH_TEST_REDIS_URL") else {
         return;
     };
     let suffix = suffix();

@@ -7,21 +7,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Sandbox;
-
-/// The URL in `var`, or `None` (after printing why) outside CI.
-fn server_url(var: &str, example: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but {var} is not set: the SQL demo tests cannot be skipped in CI")
-        }
-        _ => {
-            eprintln!("skipped: set {var} (such as {example}) to run mammoth demo on that server");
-            None
-        }
-    }
-}
+use support::{Sandbox, service_url};
 
 /// A schema or database name no other test or run uses.
 fn unique_name() -> String {
@@ -133,10 +119,7 @@ fn demo_runs_twice_and_resets_on(sandbox: &Sandbox, backend: &str, name: &str) {
 
 #[test]
 fn demo_on_postgres_keeps_every_invariant_across_runs_and_a_reset_keeps_the_database() {
-    let Some(url) = server_url(
-        "MAMMOTH_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    ) else {
+    let Some(url) = service_url("MAMMOTH_TEST_POSTGRES_URL") else {
         return;
     };
     let schema = unique_name();
@@ -160,7 +143,7 @@ fn demo_on_postgres_keeps_every_invariant_across_runs_and_a_reset_keeps_the_data
 
 #[test]
 fn demo_on_mysql_keeps_every_invariant_across_runs_and_a_reset_keeps_the_database() {
-    let Some(url) = server_url("MAMMOTH_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test") else {
+    let Some(url) = service_url("MAMMOTH_TEST_MYSQL_URL") else {
         return;
     };
     let database = unique_name();

@@ -4,25 +4,7 @@
 
 mod support;
 
-use support::{Sandbox, serve_runs_the_order_app};
-
-/// The URL in `var`, or `None` (after printing why) outside CI.
-fn broker_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("CI=true but {var} is not set: the broker serve tests cannot be skipped in CI")
-        }
-        _ => {
-            eprintln!("skipped: set {var} to run mammoth serve with its bus on that broker");
-            None
-        }
-    }
-}
-
-fn suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
+use support::{Sandbox, serve_runs_the_order_app, service_url, suffix};
 
 #[cfg(unix)]
 #[test]
@@ -34,7 +16,7 @@ fn serve_runs_the_whole_app_answers_commands_and_queries_and_sigterm_exits_with_
 #[cfg(unix)]
 #[test]
 fn serve_runs_the_order_saga_with_its_bus_on_nats() {
-    let Some(url) = broker_url("MAMMOTH_TEST_NATS_URL") else {
+    let Some(url) = service_url("MAMMOTH_TEST_NATS_URL") else {
         return;
     };
     let sandbox = Sandbox::new();
@@ -51,7 +33,7 @@ fn serve_runs_the_order_saga_with_its_bus_on_nats() {
 #[cfg(unix)]
 #[test]
 fn serve_runs_the_order_saga_with_its_bus_on_redis() {
-    let Some(url) = broker_url("MAMMOTH_TEST_REDIS_URL") else {
+    let Some(url) = service_url("MAMMOTH_TEST_REDIS_URL") else {
         return;
     };
     let sandbox = Sandbox::new();

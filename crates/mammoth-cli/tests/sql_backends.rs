@@ -12,25 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{Sandbox, serve_runs_the_order_app};
+use support::{Sandbox, serve_runs_the_order_app, service_url};
 
 const POSTGRES_VAR: &str = "MAMMOTH_TEST_POSTGRES_URL";
 const MYSQL_VAR: &str = "MAMMOTH_TEST_MYSQL_URL";
-
-/// The service URL in `var`, or `None` (after saying why) when the test should be skipped.
-fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but {var} is not set; .ci/run exports it"
-            );
-            eprintln!("skipped: set {var} to run the mammoth CLI against that server");
-            None
-        }
-    }
-}
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

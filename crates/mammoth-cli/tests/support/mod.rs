@@ -11,6 +11,30 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// The service URL in `var` (`MAMMOTH_TEST_{POSTGRES,MYSQL,NATS,REDIS}_URL`), or `None` after
+/// printing why the test is skipped; under `CI=true` a missing URL fails the test instead.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!(
+                "CI=true but {var} is not set (.ci/run exports it): this test cannot be skipped in CI"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipped: set {var} to run this test against that service (.ci/run shows the local URLs)"
+            );
+            None
+        }
+    }
+}
+
+/// A random suffix for stream, subject and key names no other run uses.
+pub fn suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
 /// The binary under test.
 pub const MAMMOTH: &str = env!("CARGO_BIN_EXE_mammoth");
 
