@@ -32,6 +32,7 @@ mod limits;
 mod memory;
 pub mod plan;
 mod projection;
+pub mod read_model;
 mod registry;
 pub mod saga;
 mod snapshot;

@@ -7,80 +7,10 @@ use std::path::Path;
 use mammoth_core::{Position, ProjectionError, ProjectionState};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, TransactionBehavior, params};
-use serde::Serialize;
 
-use super::{SHADOW_VERSION, Tables, fail, schema};
-
-/// One version of one projection, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ReadModelStatus {
-    /// The projection.
-    pub name: String,
-    /// The tables' version (0 is a verify shadow).
-    pub version: u32,
-    /// True for the version the views point at.
-    pub active: bool,
-    /// Every event at or below it is applied.
-    pub checkpoint: Position,
-    /// The state its runner last recorded.
-    pub state: ProjectionState,
-    /// True when a pause was requested.
-    pub pause_requested: bool,
-    /// When the row last changed, in microseconds since the Unix epoch.
-    pub updated_at_micros: i64,
-}
-
-/// A parked event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// The projection.
-    pub name: String,
-    /// The event's global position.
-    pub position: Position,
-    /// The event's id.
-    pub event_id: String,
-    /// Its stream.
-    pub stream_id: String,
-    /// Its type.
-    pub event_type: String,
-    /// The last error.
-    pub error: String,
-    /// How many times it was tried.
-    pub attempts: u32,
-}
-
-/// Rows of one table that differ between the live version and the shadow.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TableDiff {
-    /// The table's base name.
-    pub table: String,
-    /// How many rows the live table has that the shadow lacks.
-    pub only_live: u64,
-    /// How many rows the shadow has that the live table lacks.
-    pub only_shadow: u64,
-    /// Up to 20 of each, printed as `(col, col, ...)`.
-    pub examples: Vec<String>,
-}
-
-/// What `verify` found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// The projection.
-    pub name: String,
-    /// The checkpoint both sides were compared at.
-    pub checkpoint: Position,
-    /// The live version compared.
-    pub version: u32,
-    /// Tables with differences (empty: the read model equals a fresh replay).
-    pub differences: Vec<TableDiff>,
-}
-
-impl VerifyReport {
-    /// True when every table matched.
-    pub fn is_clean(&self) -> bool {
-        self.differences.is_empty()
-    }
-}
+use super::{
+    DeadLetter, ReadModelStatus, SHADOW_VERSION, TableDiff, Tables, VerifyReport, fail, schema,
+};
 
 /// Administration of a read-model file.
 #[derive(Debug)]

@@ -20,54 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mammoth_core::{
-    ApplyFailure, EventFilter, HandlerError, Position, ProjectionError, ProjectionState,
-    ProjectionTarget, RecordedEvent, Requested,
+    ApplyFailure, EventFilter, Position, ProjectionError, ProjectionState, ProjectionTarget,
+    RecordedEvent, Requested,
 };
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-pub use admin::{DeadLetter, ReadModelAdmin, ReadModelStatus, TableDiff, VerifyReport};
+pub use admin::ReadModelAdmin;
+pub use mammoth_core::read_model::{
+    DeadLetter, EventFailure, ReadModelStatus, SHADOW_VERSION, TableDiff, Tables, VerifyReport,
+};
 
 /// The default file for read models, beside the event store's default file.
 pub const DEFAULT_READ_MODEL_PATH: &str = "./mammoth-data/read_models.db";
-
-/// The version number of the shadow tables `verify` builds.
-pub const SHADOW_VERSION: u32 = 0;
-
-/// The physical names of a projection's tables at one version.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tables {
-    version: u32,
-}
-
-impl Tables {
-    /// The tables of `version` (0 is the shadow).
-    pub fn new(version: u32) -> Self {
-        Self { version }
-    }
-
-    /// The version.
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-
-    /// The physical name of table `base`: `orders_v2`, or `orders_shadow` for version 0.
-    pub fn name(&self, base: &str) -> String {
-        if self.version == SHADOW_VERSION {
-            format!("{base}_shadow")
-        } else {
-            format!("{base}_v{}", self.version)
-        }
-    }
-}
-
-/// One event of a batch failed: which one, and why.
-#[derive(Debug)]
-pub struct EventFailure {
-    /// Its index in the batch.
-    pub index: usize,
-    /// The handler's error.
-    pub error: HandlerError,
-}
 
 /// A read model kept in SQLite tables. Its writes happen inside the runner's transaction, so
 /// `apply` must not commit, and must be deterministic (take times from the events, never the
