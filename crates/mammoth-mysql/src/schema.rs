@@ -17,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use crate::error::{BACKEND, on};
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration, in order: (version it produces, statements with `{d}` for the quoted
 /// database).
@@ -72,6 +72,83 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
                 name       LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
                 due_micros BIGINT NOT NULL,
                 KEY saga_timers_due (saga_type, due_micros)
+            ) ENGINE = InnoDB",
+        ],
+    ),
+    (
+        // The embedded message bus (`bus/`). `bus_topics` is each topic's head: locked first
+        // in every transaction that assigns sequence numbers in the topic, so they commit in
+        // order and a group cursor never passes a message still being written. Sequence
+        // numbers count per topic. `bus_pending.key_hash` is MD5 of the message key (keys
+        // have no length limit, index columns do); a collision only holds two keys in one
+        // order, never breaks one key's.
+        4,
+        &[
+            "CREATE TABLE IF NOT EXISTS {d}.bus_topics (
+                topic    VARBINARY(128) NOT NULL PRIMARY KEY,
+                last_seq BIGINT NOT NULL
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_messages (
+                topic        VARBINARY(128) NOT NULL,
+                seq          BIGINT NOT NULL,
+                message_id   BINARY(16) NOT NULL,
+                msg_key      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                payload      LONGBLOB NOT NULL,
+                headers      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                published_at BIGINT NOT NULL,
+                only_group   BIGINT NULL,
+                PRIMARY KEY (topic, seq)
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_dedup (
+                topic        VARBINARY(128) NOT NULL,
+                message_id   BINARY(16) NOT NULL,
+                seq          BIGINT NOT NULL,
+                published_at BIGINT NOT NULL,
+                PRIMARY KEY (topic, message_id),
+                KEY bus_dedup_by_age (published_at)
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_groups (
+                group_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                topic    VARBINARY(128) NOT NULL,
+                name     VARBINARY(64) NOT NULL,
+                next_seq BIGINT NOT NULL,
+                UNIQUE KEY bus_groups_by_name (topic, name)
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_pending (
+                group_id        BIGINT NOT NULL,
+                seq             BIGINT NOT NULL,
+                key_hash        BINARY(16) NULL,
+                attempts        INT NOT NULL,
+                visible_at      BIGINT NOT NULL,
+                in_flight       TINYINT NOT NULL,
+                first_failed_at BIGINT NULL,
+                last_failed_at  BIGINT NULL,
+                last_error      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                PRIMARY KEY (group_id, seq),
+                KEY bus_pending_due (group_id, visible_at),
+                KEY bus_pending_by_key (group_id, key_hash, seq)
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_dead_letters (
+                id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                group_id        BIGINT NOT NULL,
+                topic           VARBINARY(128) NOT NULL,
+                group_name      VARBINARY(64) NOT NULL,
+                seq             BIGINT NOT NULL,
+                message_id      BINARY(16) NOT NULL,
+                msg_key         LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+                payload         LONGBLOB NOT NULL,
+                headers         LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                published_at    BIGINT NOT NULL,
+                attempts        INT NOT NULL,
+                last_error      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                first_failed_at BIGINT NOT NULL,
+                last_failed_at  BIGINT NOT NULL,
+                KEY bus_dead_letters_by_group (topic, group_name)
+            ) ENGINE = InnoDB",
+            "CREATE TABLE IF NOT EXISTS {d}.bus_relays (
+                name       VARBINARY(512) NOT NULL PRIMARY KEY,
+                position   BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
             ) ENGINE = InnoDB",
         ],
     ),

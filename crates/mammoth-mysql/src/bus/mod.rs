@@ -1,0 +1,316 @@
+//! [`MysqlBus`]: the embedded message bus kept in `bus_*` tables of the event store's
+//! MySQL/MariaDB database, on the store's pool (as the checkpoint store is), so every
+//! `mammoth serve` process sharing the database shares one bus. The semantics are the SQLite
+//! bus's (`mammoth_sqlite::SqliteBus`); what differs is how several writers are kept apart:
+//!
+//! - Sequence numbers count per topic and are assigned under the topic's `bus_topics` row
+//!   lock, taken first in every transaction that stores messages in the topic (publish,
+//!   relay, replay) and held until commit, as the event store's `log_head` is. Messages of a
+//!   topic therefore commit in sequence order, and a group cursor that moved past sequence
+//!   `n` can never see a smaller one commit later (gap safety).
+//! - A receive locks its group's `bus_groups` row first, so the claims of one group run one
+//!   at a time across every process: no due delivery is leased to two consumers, and the
+//!   cursor moves once per message. Acks, nacks and extends touch single pending rows by key
+//!   and do not wait for claims of other rows.
+//! - Every transaction runs at READ COMMITTED (no gap locks); one that InnoDB rolls back as a
+//!   deadlock victim or after a lock wait timeout is run again, a few times, before the error
+//!   is returned (flagged transient).
+//! - Consumers in this process are woken by a publish at once; consumers in other processes
+//!   poll (every `poll_interval`).
+
+mod consume;
+mod dead;
+mod publish;
+mod rows;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mammoth_core::bus::{
+    BusError, ConsumerGroup, DeadLetter, DeadLetterFilter, MessageBus, OutgoingMessage, Published,
+    RelayTarget, SubscribeOptions, Topic, TopicStats,
+};
+use mammoth_core::{Position, StoreError};
+use mysql_async::{Conn, IsolationLevel, TxOpts};
+use tokio::sync::watch;
+
+use crate::MysqlEventStore;
+
+pub use consume::MysqlConsumer;
+pub use publish::MAX_RELAY_NAME_BYTES;
+
+use rows::BACKEND;
+
+/// How often a transaction rolled back by a deadlock or a lock wait timeout is run, in all.
+const ATTEMPTS: u32 = 8;
+
+/// Runs `$body` (a future using `$tx: &mut Transaction<'_>`, yielding `Result<T, Fail>`) in a
+/// READ COMMITTED transaction on a pooled connection, and again when InnoDB rolled it back
+/// as a deadlock victim. Evaluates to `Result<T, BusError>`; returns early from the caller
+/// when no connection could be had.
+macro_rules! transaction {
+    ($bus:expr, $action:expr, |$tx:ident| $body:expr) => {{
+        let bus: &$crate::bus::MysqlBus = $bus;
+        let action: &'static str = $action;
+        let mut conn = bus.conn(action).await?;
+        let mut attempt = 1;
+        loop {
+            let result: Result<_, $crate::bus::rows::Fail> = async {
+                let mut $tx = conn.start_transaction($crate::bus::tx_options()).await?;
+                let value = {
+                    let $tx = &mut $tx;
+                    $body.await?
+                };
+                $tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match result {
+                Ok(value) => break Ok(value),
+                Err(fail) if fail.rolled_back() && attempt < $crate::bus::ATTEMPTS => {
+                    tracing::debug!(error = %fail, attempt, "{action}: retrying after a deadlock");
+                    tokio::time::sleep($crate::bus::backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(fail) => break Err(fail.into_bus(action)),
+            }
+        }
+    }};
+}
+pub(crate) use transaction;
+
+/// The pause before running a deadlock victim again: growing with the attempt, spread by
+/// the clock's microseconds so transactions that collided do not collide again in step.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let spread = mammoth_core::now_micros().rem_euclid(500).unsigned_abs();
+    Duration::from_micros(200 * u64::from(attempt) + spread)
+}
+
+/// Every bus transaction: READ COMMITTED, so range updates take no gap locks.
+pub(crate) fn tx_options() -> TxOpts {
+    let mut options = TxOpts::default();
+    options.with_isolation_level(IsolationLevel::ReadCommitted);
+    options
+}
+
+/// How to open a [`MysqlBus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MysqlBusOptions {
+    /// How long a message id is remembered per topic: a publish of the same id within it stores
+    /// nothing (JetStream's default duplicate window, 2 minutes).
+    pub dedup_window: Duration,
+    /// How often a waiting consumer looks for messages published by other processes (and for
+    /// retries coming due). Publishes through this handle wake its consumers at once.
+    pub poll_interval: Duration,
+}
+
+impl Default for MysqlBusOptions {
+    fn default() -> Self {
+        Self {
+            dedup_window: Duration::from_secs(120),
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+struct Shared {
+    store: MysqlEventStore,
+    options: MysqlBusOptions,
+    /// Bumped after every commit that may make messages deliverable.
+    published: watch::Sender<u64>,
+}
+
+/// The embedded, durable message bus in the tables of a [`MysqlEventStore`]'s database,
+/// sharing its pool. Cheap to clone; any number of processes may use the same database.
+#[derive(Clone)]
+pub struct MysqlBus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MysqlBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlBus")
+            .field("database", &self.shared.store.database())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MysqlBus {
+    /// The bus kept beside `store`'s events (its tables are created by the store's
+    /// migrations), sharing the store's pool. Closing the store closes the bus: calls then
+    /// fail with [`BusError::Closed`].
+    pub fn new(store: &MysqlEventStore, options: MysqlBusOptions) -> Self {
+        let (published, _) = watch::channel(0);
+        Self {
+            shared: Arc::new(Shared {
+                store: store.clone(),
+                options,
+                published,
+            }),
+        }
+    }
+
+    /// The database holding the bus tables.
+    pub fn database(&self) -> &str {
+        self.shared.store.database()
+    }
+
+    /// The options the bus was opened with.
+    pub fn options(&self) -> MysqlBusOptions {
+        self.shared.options
+    }
+
+    /// The quoted database name, for statements.
+    pub(crate) fn d(&self) -> &str {
+        &self.shared.store.sql().d
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn conn(&self, action: &'static str) -> Result<Conn, BusError> {
+        self.shared.store.conn().await.map_err(|error| match error {
+            StoreError::Closed => BusError::Closed,
+            other => {
+                let transient = other.is_transient();
+                BusError::backend(BACKEND, action, other, transient)
+            }
+        })
+    }
+
+    /// Wakes this handle's waiting consumers.
+    pub(crate) fn wake(&self) {
+        self.shared.published.send_modify(|count| *count += 1);
+    }
+
+    /// Deletes messages every group of their topic is done with (below every cursor and every
+    /// pending row) and expired de-duplication entries. Consumers run it now and then; callers
+    /// may run it too. Returns the messages deleted.
+    ///
+    /// # Errors
+    /// [`BusError::Backend`], [`BusError::Closed`].
+    pub async fn collect_garbage(&self) -> Result<u64, BusError> {
+        let window = self.shared.options.dedup_window;
+        transaction!(self, "collecting garbage", |tx| stats::collect_garbage(
+            tx,
+            self.d(),
+            window
+        ))
+    }
+}
+
+impl MessageBus for MysqlBus {
+    type Consumer = MysqlConsumer;
+
+    async fn publish(
+        &self,
+        topic: &Topic,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<Published>, BusError> {
+        if messages.is_empty() {
+            return Err(BusError::InvalidInput(
+                "publish needs at least one message".to_owned(),
+            ));
+        }
+        let window = self.shared.options.dedup_window;
+        let published = transaction!(self, "publishing", |tx| publish::publish(
+            tx,
+            self.d(),
+            topic,
+            &messages,
+            window
+        ))?;
+        self.wake();
+        Ok(published)
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &Topic,
+        group: &ConsumerGroup,
+        options: SubscribeOptions,
+    ) -> Result<MysqlConsumer, BusError> {
+        let start = options.start;
+        let group_id = transaction!(self, "creating a consumer group", |tx| {
+            consume::group_id(tx, self.d(), topic, group, start)
+        })?;
+        Ok(MysqlConsumer::new(
+            self.clone(),
+            topic.clone(),
+            group.clone(),
+            group_id,
+            options,
+        ))
+    }
+
+    async fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        if limit == 0 {
+            return Err(BusError::InvalidInput(
+                "the limit must be at least 1".to_owned(),
+            ));
+        }
+        transaction!(self, "listing dead letters", |tx| dead::list(
+            tx,
+            self.d(),
+            filter,
+            limit
+        ))
+    }
+
+    async fn replay_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64, BusError> {
+        let replayed = transaction!(self, "replaying dead letters", |tx| dead::replay(
+            tx,
+            self.d(),
+            filter
+        ))?;
+        self.wake();
+        Ok(replayed)
+    }
+
+    async fn discard_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64, BusError> {
+        transaction!(self, "discarding dead letters", |tx| dead::discard(
+            tx,
+            self.d(),
+            filter
+        ))
+    }
+
+    async fn stats(&self) -> Result<Vec<TopicStats>, BusError> {
+        transaction!(self, "reading bus statistics", |tx| stats::stats(
+            tx,
+            self.d()
+        ))
+    }
+}
+
+impl RelayTarget for MysqlBus {
+    async fn relay_checkpoint(&self, name: &str) -> Result<Position, BusError> {
+        publish::check_relay_name(name)?;
+        transaction!(self, "reading a relay checkpoint", |tx| {
+            publish::relay_checkpoint(tx, self.d(), name, false)
+        })
+    }
+
+    async fn relay_publish(
+        &self,
+        name: &str,
+        batch: Vec<(Position, Topic, OutgoingMessage)>,
+        through: Position,
+    ) -> Result<(), BusError> {
+        publish::check_relay_name(name)?;
+        let window = self.shared.options.dedup_window;
+        transaction!(self, "relaying events", |tx| publish::relay(
+            tx,
+            self.d(),
+            name,
+            &batch,
+            through,
+            window
+        ))?;
+        self.wake();
+        Ok(())
+    }
+}

@@ -1,0 +1,303 @@
+//! Publishing into the bus, and the outbox relay's publish-and-checkpoint, inside a
+//! transaction the caller commits. Sequence numbers are taken under the topic's head row
+//! lock ([`lock_topic`]), so a topic's messages commit in sequence order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use mammoth_core::Position;
+use mammoth_core::bus::{BusError, OutgoingMessage, Published, Topic};
+use mammoth_core::now_micros;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Transaction, Value};
+use uuid::Uuid;
+
+use super::rows::{Fail, headers_value, placeholders, to_i64, to_u64};
+
+/// The longest relay name the `bus_relays` table holds, in bytes.
+pub const MAX_RELAY_NAME_BYTES: usize = 512;
+
+/// Rows per multi-row statement, and the payload bytes above which a statement is sent
+/// early (well below the 16 MiB `max_allowed_packet` MariaDB ships with).
+const ROWS_PER_STATEMENT: usize = 128;
+const BYTES_PER_STATEMENT: usize = 4 << 20;
+
+fn window_micros(window: Duration) -> i64 {
+    i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Refuses a relay name the table cannot hold.
+pub(crate) fn check_relay_name(name: &str) -> Result<(), BusError> {
+    if name.len() > MAX_RELAY_NAME_BYTES {
+        return Err(BusError::InvalidInput(format!(
+            "relay name {:?}... is {} bytes; the MySQL bus stores names of at most {MAX_RELAY_NAME_BYTES} bytes, so use a shorter name",
+            name.chars().take(40).collect::<String>(),
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Locks `topic`'s head row until commit (creating it at 0) and returns the last sequence
+/// number taken in the topic.
+pub(crate) async fn lock_topic(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+) -> Result<i64, Fail> {
+    let select = format!("SELECT last_seq FROM {d}.bus_topics WHERE topic = ? FOR UPDATE");
+    if let Some(last) = tx.exec_first(&select, (topic.as_bytes(),)).await? {
+        return Ok(last);
+    }
+    // A first publish: ON DUPLICATE KEY takes the row's exclusive lock even when another
+    // transaction created it meanwhile (INSERT IGNORE would take a shared one, and two of
+    // those upgrading deadlock).
+    tx.exec_drop(
+        format!(
+            "INSERT INTO {d}.bus_topics (topic, last_seq) VALUES (?, 0)
+             ON DUPLICATE KEY UPDATE last_seq = last_seq"
+        ),
+        (topic.as_bytes(),),
+    )
+    .await?;
+    Ok(tx
+        .exec_first(&select, (topic.as_bytes(),))
+        .await?
+        .unwrap_or(0))
+}
+
+/// Stores `messages` in `topic` unless their id was published there within `window`.
+pub(crate) async fn publish(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &Topic,
+    messages: &[OutgoingMessage],
+    window: Duration,
+) -> Result<Vec<Published>, Fail> {
+    let now = now_micros();
+    let cutoff = now.saturating_sub(window_micros(window));
+    let messages: Vec<&OutgoingMessage> = messages.iter().collect();
+    let last = lock_topic(tx, d, topic.as_str()).await?;
+    let (published, last_after) =
+        store_locked(tx, d, topic.as_str(), &messages, last, now, cutoff).await?;
+    set_topic_head(tx, d, topic.as_str(), last, last_after).await?;
+    Ok(published)
+}
+
+/// Moves the topic head to `after` when messages were stored.
+async fn set_topic_head(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    before: i64,
+    after: i64,
+) -> Result<(), Fail> {
+    if after > before {
+        tx.exec_drop(
+            format!("UPDATE {d}.bus_topics SET last_seq = ? WHERE topic = ?"),
+            (after, topic.as_bytes()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores the messages whose id is not in the topic's de-duplication window, numbered after
+/// `last`; the caller holds the topic lock. Returns what happened to each message and the
+/// last sequence number taken.
+async fn store_locked(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    messages: &[&OutgoingMessage],
+    mut last: i64,
+    now: i64,
+    cutoff: i64,
+) -> Result<(Vec<Published>, i64), Fail> {
+    let mut seen = known_ids(tx, d, topic, messages).await?;
+    let mut fresh: Vec<(i64, &OutgoingMessage)> = Vec::with_capacity(messages.len());
+    let mut published = Vec::with_capacity(messages.len());
+    for message in messages {
+        if let Some(&(seq, at)) = seen.get(&message.id)
+            && at >= cutoff
+        {
+            published.push(Published {
+                sequence: to_u64(seq),
+                duplicate: true,
+            });
+            continue;
+        }
+        last += 1;
+        seen.insert(message.id, (last, now));
+        fresh.push((last, message));
+        published.push(Published {
+            sequence: to_u64(last),
+            duplicate: false,
+        });
+    }
+    let mut start = 0;
+    while start < fresh.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < fresh.len() && end - start < ROWS_PER_STATEMENT && bytes < BYTES_PER_STATEMENT {
+            bytes += fresh[end].1.payload.len();
+            end += 1;
+        }
+        insert_messages(tx, d, topic, &fresh[start..end], now).await?;
+        start = end;
+    }
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT * 4) {
+        let mut params = Vec::with_capacity(chunk.len() * 4);
+        for (seq, message) in chunk {
+            params.push(Value::from(topic.as_bytes()));
+            params.push(Value::from(message.id.as_bytes().as_slice()));
+            params.push(Value::from(*seq));
+            params.push(Value::from(now));
+        }
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {d}.bus_dedup (topic, message_id, seq, published_at) VALUES {}
+                 ON DUPLICATE KEY UPDATE seq = VALUES(seq), published_at = VALUES(published_at)",
+                vec!["(?,?,?,?)"; chunk.len()].join(",")
+            ),
+            params,
+        )
+        .await?;
+    }
+    Ok((published, last))
+}
+
+/// The de-duplication rows (sequence, publish time) of the messages' ids in `topic`.
+async fn known_ids(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    messages: &[&OutgoingMessage],
+) -> Result<HashMap<Uuid, (i64, i64)>, Fail> {
+    let mut ids: Vec<Uuid> = messages.iter().map(|message| message.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut seen = HashMap::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
+        let mut params = vec![Value::from(topic.as_bytes())];
+        params.extend(chunk.iter().map(|id| Value::from(id.as_bytes().as_slice())));
+        let rows: Vec<(Vec<u8>, i64, i64)> = tx
+            .exec(
+                format!(
+                    "SELECT message_id, seq, published_at FROM {d}.bus_dedup
+                     WHERE topic = ? AND message_id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                params,
+            )
+            .await?;
+        for (id, seq, at) in rows {
+            if let Ok(id) = Uuid::from_slice(&id) {
+                seen.insert(id, (seq, at));
+            }
+        }
+    }
+    Ok(seen)
+}
+
+async fn insert_messages(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    rows: &[(i64, &OutgoingMessage)],
+    now: i64,
+) -> Result<(), Fail> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut params = Vec::with_capacity(rows.len() * 7);
+    for (seq, message) in rows {
+        params.push(Value::from(topic.as_bytes()));
+        params.push(Value::from(*seq));
+        params.push(Value::from(message.id.as_bytes().as_slice()));
+        params.push(message.key.as_deref().map_or(Value::NULL, Value::from));
+        params.push(Value::from(message.payload.as_slice()));
+        params.push(headers_value(&message.headers));
+        params.push(Value::from(now));
+    }
+    tx.exec_drop(
+        format!(
+            "INSERT INTO {d}.bus_messages
+                (topic, seq, message_id, msg_key, payload, headers, published_at) VALUES {}",
+            vec!["(?,?,?,?,?,?,?)"; rows.len()].join(",")
+        ),
+        params,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The relay's checkpoint, 0 when it never ran; with `lock`, the relay's row is locked until
+/// commit (created at 0 if missing), so two relays of one name take turns.
+pub(crate) async fn relay_checkpoint(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    name: &str,
+    lock: bool,
+) -> Result<Position, Fail> {
+    let select = format!(
+        "SELECT position FROM {d}.bus_relays WHERE name = ?{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    if let Some(position) = tx
+        .exec_first::<i64, _, _>(&select, (name.as_bytes(),))
+        .await?
+    {
+        return Ok(to_u64(position));
+    }
+    if !lock {
+        return Ok(0);
+    }
+    tx.exec_drop(
+        format!(
+            "INSERT INTO {d}.bus_relays (name, position, updated_at) VALUES (?, 0, ?)
+             ON DUPLICATE KEY UPDATE name = name"
+        ),
+        (name.as_bytes(), now_micros()),
+    )
+    .await?;
+    let position: Option<i64> = tx.exec_first(&select, (name.as_bytes(),)).await?;
+    Ok(position.map_or(0, to_u64))
+}
+
+/// Publishes the batch's messages from events after the stored checkpoint and moves the
+/// checkpoint to `through`, in the caller's transaction: both commit, or neither.
+pub(crate) async fn relay(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    name: &str,
+    batch: &[(Position, Topic, OutgoingMessage)],
+    through: Position,
+    window: Duration,
+) -> Result<(), Fail> {
+    // Another relay of the same name waits here until this one commits, then skips what
+    // this one published.
+    let done = relay_checkpoint(tx, d, name, true).await?;
+    let now = now_micros();
+    let cutoff = now.saturating_sub(window_micros(window));
+    let mut by_topic: BTreeMap<&str, Vec<&OutgoingMessage>> = BTreeMap::new();
+    for (position, topic, message) in batch {
+        if *position > done {
+            by_topic.entry(topic.as_str()).or_default().push(message);
+        }
+    }
+    // Topics are locked in name order, so relays and publishers never wait in a cycle.
+    for (topic, messages) in &by_topic {
+        let last = lock_topic(tx, d, topic).await?;
+        let (_, after) = store_locked(tx, d, topic, messages, last, now, cutoff).await?;
+        set_topic_head(tx, d, topic, last, after).await?;
+    }
+    if through > done {
+        tx.exec_drop(
+            format!("UPDATE {d}.bus_relays SET position = ?, updated_at = ? WHERE name = ?"),
+            (to_i64(through), now, name.as_bytes()),
+        )
+        .await?;
+    }
+    Ok(())
+}
