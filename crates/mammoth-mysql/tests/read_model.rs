@@ -236,6 +236,37 @@ async fn a_runner_projects_every_event_and_the_view_answers_queries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_on_the_event_stores_pool_leaves_the_store_working() {
+    let Some(fixture) = Fixture::new().await else {
+        return;
+    };
+    // The store's pool has four connections: the runner's batches switch every one of them
+    // to the read-model database.
+    let shared =
+        ReadModelDatabase::on_pool(fixture.store.pool().clone(), fixture.db.database()).unwrap();
+    fixture.append(4, 30).await;
+    let target = MysqlReadModel::open(&shared, StreamCounts).await.unwrap();
+    let mut runner = fixture.runner(target, ProjectionOptions::default().with_batch_size(7));
+    runner.catch_up(None, |_, _| {}).await.unwrap();
+    assert_eq!(fixture.counts().await, expected_counts(4, 30));
+    // The store still reads and writes its own tables on those connections.
+    let head = fixture.append(4, 1).await;
+    let stream = fixture
+        .store
+        .read_stream(
+            &StreamId::new("s-3").unwrap(),
+            mammoth_core::Direction::Forward,
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.len(), 31);
+    assert_eq!(runner.catch_up(None, |_, _| {}).await.unwrap(), head);
+    assert_eq!(fixture.counts().await, expected_counts(4, 31));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_event_fails_rolls_back_entirely() {
     let Some(fixture) = Fixture::new().await else {
         return;

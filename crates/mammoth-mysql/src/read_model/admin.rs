@@ -9,7 +9,7 @@ use mysql_async::{Conn, Row, TxOpts, Value};
 
 use super::{
     DeadLetter, ReadModelDatabase, ReadModelStatus, SHADOW_VERSION, TableDiff, Tables,
-    VerifyReport, fail, schema,
+    VerifyReport, fail, schema, versions,
 };
 
 /// How many differing rows of each side a [`TableDiff`] shows.
@@ -197,11 +197,11 @@ impl MysqlReadModelAdmin {
         version: u32,
     ) -> Result<bool, ProjectionError> {
         let mut conn = self.conn().await?;
-        schema::lock(&mut conn, name)
+        versions::lock(&mut conn, name)
             .await
             .map_err(fail(name, "taking the switch lock"))?;
         let switched = switch_locked(&mut conn, name, tables, version).await;
-        let released = schema::unlock(&mut conn, name).await;
+        let released = versions::unlock(&mut conn, name).await;
         let switched = switched.map_err(fail(name, "switching versions"))?;
         released.map_err(fail(name, "releasing the switch lock"))?;
         Ok(switched)
@@ -228,7 +228,7 @@ impl MysqlReadModelAdmin {
                 message: format!("version {version} is active; rebuild to a new version first"),
             });
         }
-        schema::drop_version(&mut conn, name, tables, version)
+        versions::drop_version(&mut conn, name, tables, version)
             .await
             .map_err(fail(name, "dropping a version"))
     }
@@ -311,7 +311,7 @@ impl MysqlReadModelAdmin {
     /// [`ProjectionError::ReadModel`].
     pub async fn drop_shadow(&self, name: &str, tables: &[&str]) -> Result<(), ProjectionError> {
         let mut conn = self.conn().await?;
-        schema::drop_version(&mut conn, name, tables, SHADOW_VERSION)
+        versions::drop_version(&mut conn, name, tables, SHADOW_VERSION)
             .await
             .map_err(fail(name, "dropping the shadow"))
     }
@@ -354,7 +354,7 @@ async fn switch_locked(
     }
     schema::set_active(&mut tx, name, version).await?;
     tx.commit().await?;
-    schema::point_views(conn, tables, version).await?;
+    versions::point_views(conn, tables, version).await?;
     Ok(true)
 }
 

@@ -20,16 +20,18 @@
 //! in flight and the batch that follows sees the change.
 
 mod admin;
+mod database;
 mod schema;
+mod versions;
 
 use mammoth_core::{
     ApplyFailure, EventFilter, Position, ProjectionError, ProjectionState, ProjectionTarget,
     RecordedEvent, Requested,
 };
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, Pool, Transaction, TxOpts};
+use mysql_async::{Conn, Transaction, TxOpts};
 
 pub use admin::MysqlReadModelAdmin;
+pub use database::ReadModelDatabase;
 pub use mammoth_core::read_model::{
     DeadLetter, EventFailure, ReadModelStatus, SHADOW_VERSION, TableDiff, Tables, VerifyReport,
 };
@@ -81,97 +83,6 @@ pub trait MysqlProjection: Send + 'static {
 /// The longest projection name the bookkeeping tables hold.
 pub const MAX_PROJECTION_NAME_BYTES: usize = 190;
 
-/// Where read models live: a connection pool and the database holding their tables. Cheap to
-/// clone. The pool may be the event store's ([`crate::MysqlEventStore::pool`]): every
-/// connection taken here selects the read-model database first, and the event store's own
-/// statements name their database explicitly.
-#[derive(Clone)]
-pub struct ReadModelDatabase {
-    pool: Pool,
-    database: String,
-}
-
-impl std::fmt::Debug for ReadModelDatabase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadModelDatabase")
-            .field("database", &self.database)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReadModelDatabase {
-    /// A pool of its own on the server at `url`, for read models in `database` (the default
-    /// [`DEFAULT_READ_MODEL_DATABASE`] when `None`; the URL's database is not used, since it is
-    /// usually the event store's). Nothing connects until first use.
-    ///
-    /// # Errors
-    /// [`ProjectionError::ReadModel`] for a URL or database name that is not valid.
-    pub fn connect(url: &str, database: Option<&str>) -> Result<Self, ProjectionError> {
-        let opts = Opts::from_url(url).map_err(|error| ProjectionError::ReadModel {
-            projection: "*".to_owned(),
-            action: "reading the connection URL",
-            message: format!("{error}; write a URL such as mysql://user@host:3306/event_store"),
-        })?;
-        let opts = mysql_async::OptsBuilder::from_opts(opts).db_name(None::<String>);
-        Self::on_pool(
-            Pool::new(opts),
-            database.unwrap_or(DEFAULT_READ_MODEL_DATABASE),
-        )
-    }
-
-    /// Read models in `database`, on connections from `pool` (for example the event store's).
-    ///
-    /// # Errors
-    /// [`ProjectionError::ReadModel`] for a database name that is not valid.
-    pub fn on_pool(pool: Pool, database: &str) -> Result<Self, ProjectionError> {
-        crate::schema::check_database_name(database).map_err(|error| {
-            ProjectionError::ReadModel {
-                projection: "*".to_owned(),
-                action: "checking the read-model database name",
-                message: error.to_string(),
-            }
-        })?;
-        Ok(Self {
-            pool,
-            database: database.to_owned(),
-        })
-    }
-
-    /// The pool.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    /// The database's name.
-    pub fn database(&self) -> &str {
-        &self.database
-    }
-
-    /// The qualified name of `table` in this database: `` `mammoth_read`.`orders` `` (the view
-    /// of the active version when `table` is a projection's base name).
-    pub fn qualified(&self, table: &str) -> String {
-        format!("`{}`.`{}`", self.database, table.replace('`', "``"))
-    }
-
-    /// A connection from the pool with the read-model database selected, for the app's
-    /// queries (read the views by their base names).
-    ///
-    /// # Errors
-    /// [`ProjectionError::ReadModel`] when the server cannot be reached or the database does
-    /// not exist yet (a read model creates it when it first loads its checkpoint).
-    pub async fn conn(&self) -> Result<Conn, ProjectionError> {
-        let mut conn = self
-            .pool
-            .get_conn()
-            .await
-            .map_err(fail("*", "getting a connection"))?;
-        conn.query_drop(format!("USE `{}`", self.database))
-            .await
-            .map_err(fail("*", "selecting the read-model database"))?;
-        Ok(conn)
-    }
-}
-
 /// Which version of the tables a target writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -197,7 +108,7 @@ pub struct MysqlReadModel<P> {
 impl<P> std::fmt::Debug for MysqlReadModel<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MysqlReadModel")
-            .field("database", &self.db.database)
+            .field("database", &self.db.database())
             .field("name", &self.name)
             .field("version", &self.version)
             .finish_non_exhaustive()
@@ -230,7 +141,7 @@ impl<P: MysqlProjection> MysqlReadModel<P> {
         let name = projection.name().to_owned();
         schema::prepare(db, &name, projection.tables()).await?;
         let mut conn = db.conn().await?;
-        let version = schema::create_next_version(&mut conn, &name, &mut projection)
+        let version = versions::create_next_version(&mut conn, &name, &mut projection)
             .await
             .map_err(fail(&name, "creating the next version"))?;
         drop(conn);
@@ -245,7 +156,7 @@ impl<P: MysqlProjection> MysqlReadModel<P> {
         let name = projection.name().to_owned();
         schema::prepare(db, &name, projection.tables()).await?;
         let mut conn = db.conn().await?;
-        schema::drop_version(&mut conn, &name, projection.tables(), SHADOW_VERSION)
+        versions::drop_version(&mut conn, &name, projection.tables(), SHADOW_VERSION)
             .await
             .map_err(fail(&name, "dropping the old shadow"))?;
         drop(conn);
@@ -390,11 +301,11 @@ impl<P: MysqlProjection> ProjectionTarget for MysqlReadModel<P> {
         let version = match self.mode {
             Mode::Active => {
                 let check_views = !self.views_checked;
-                schema::ensure_active(&mut conn, &self.name, &mut self.projection, check_views)
+                versions::ensure_active(&mut conn, &self.name, &mut self.projection, check_views)
                     .await
             }
             Mode::Fixed(version) => {
-                schema::ensure_version(&mut conn, &self.name, &mut self.projection, version)
+                versions::ensure_version(&mut conn, &self.name, &mut self.projection, version)
                     .await
                     .map(|()| version)
             }
