@@ -21,24 +21,77 @@
 //! (`FOR SHARE`) before writing, so two runners of one version never apply the same batch
 //! (the second sees the moved checkpoint and gets [`ProjectionError::CheckpointMoved`]), and
 //! a switch or reset waits for the batch in flight.
+//!
+//! ```no_run
+//! use mammoth_core::read_model::{EventFailure, Tables};
+//! use mammoth_core::{EventFilter, RecordedEvent};
+//! use mammoth_postgres::read_model::{PgProjection, PgReadModel, PgReadModelDb};
+//! use mammoth_postgres::{PgEventStore, PgOptions};
+//! use tokio_postgres::Transaction;
+//!
+//! /// Events per stream.
+//! struct Counts;
+//!
+//! impl PgProjection for Counts {
+//!     fn name(&self) -> &str {
+//!         "counts"
+//!     }
+//!     fn filter(&self) -> EventFilter {
+//!         EventFilter::all()
+//!     }
+//!     fn tables(&self) -> &'static [&'static str] {
+//!         &["counts"]
+//!     }
+//!     async fn create(&self, tx: &Transaction<'_>, tables: &Tables) -> Result<(), tokio_postgres::Error> {
+//!         let table = tables.name("counts");
+//!         tx.batch_execute(&format!("CREATE TABLE {table} (stream_id TEXT PRIMARY KEY, n BIGINT NOT NULL)"))
+//!             .await
+//!     }
+//!     async fn apply(
+//!         &mut self,
+//!         tx: &Transaction<'_>,
+//!         tables: &Tables,
+//!         events: &[RecordedEvent],
+//!     ) -> Result<(), EventFailure> {
+//!         let table = tables.name("counts");
+//!         let upsert = format!(
+//!             "INSERT INTO {table} VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = {table}.n + 1"
+//!         );
+//!         for (index, event) in events.iter().enumerate() {
+//!             tx.execute(&upsert, &[&event.stream_id.as_str()])
+//!                 .await
+//!                 .map_err(|error| EventFailure { index, error: Box::new(error) })?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PgEventStore::open("postgres://postgres@127.0.0.1/app", PgOptions::default()).await?;
+//! let db = PgReadModelDb::beside(&store, "mammoth_read").await?;
+//! let target = PgReadModel::open(&db, Counts);
+//! // Hand `target` to `mammoth_runtime::projection::ProjectionRunner`; the app queries the view:
+//! let client = db.pool().get().await?;
+//! let rows = client.query(&format!("SELECT stream_id, n FROM {}", db.view("counts")), &[]).await?;
+//! # drop((target, rows)); Ok(()) }
+//! ```
 
 mod admin;
+mod db;
 mod schema;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use mammoth_core::{
     ApplyFailure, EventFilter, Position, ProjectionError, ProjectionState, ProjectionTarget,
     RecordedEvent, Requested,
 };
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
 
-use crate::PgEventStore;
 use schema::RowLock;
 
 pub use admin::PgReadModelAdmin;
+pub use db::PgReadModelDb;
 pub use mammoth_core::read_model::{
     DeadLetter, EventFailure, ReadModelStatus, SHADOW_VERSION, TableDiff, Tables, VerifyReport,
 };
@@ -85,118 +138,6 @@ pub trait PgProjection: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), EventFailure>> + Send;
 }
 
-/// Where read models live: a pool on the database and the schema holding their tables.
-/// Cheap to clone.
-#[derive(Clone)]
-pub struct PgReadModelDb {
-    pool: Pool,
-    schema: Arc<str>,
-}
-
-impl std::fmt::Debug for PgReadModelDb {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgReadModelDb")
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PgReadModelDb {
-    /// Connects to the database at `url` with a pool of `pool_size` connections of its own
-    /// and creates `schema` with its bookkeeping tables if missing.
-    ///
-    /// # Errors
-    /// [`ProjectionError::Store`] for an invalid URL or schema name,
-    /// [`ProjectionError::ReadModel`] when the database cannot be reached.
-    pub async fn connect(
-        url: &str,
-        schema: &str,
-        pool_size: usize,
-    ) -> Result<Self, ProjectionError> {
-        let config = crate::store::parse_url(url)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|error| ProjectionError::ReadModel {
-                projection: "*".to_owned(),
-                action: "building the read-model connection pool",
-                message: error.to_string(),
-            })?;
-        Self::with_pool(pool, schema).await
-    }
-
-    /// Read models in `schema`, sharing `store`'s pool of read connections.
-    ///
-    /// # Errors
-    /// As [`PgReadModelDb::with_pool`], and [`ProjectionError::ReadModel`] when `schema` is
-    /// the event store's own.
-    pub async fn beside(store: &PgEventStore, schema: &str) -> Result<Self, ProjectionError> {
-        if schema == store.schema() {
-            return Err(ProjectionError::ReadModel {
-                projection: "*".to_owned(),
-                action: "checking the configuration",
-                message: format!(
-                    "the read-model schema {schema:?} is the event store's; give read models a schema of their own (e.g. {DEFAULT_READ_MODEL_SCHEMA:?})"
-                ),
-            });
-        }
-        Self::with_pool(store.pool().clone(), schema).await
-    }
-
-    /// Read models in `schema` over `pool`, creating the schema and its bookkeeping tables if
-    /// missing.
-    ///
-    /// # Errors
-    /// [`ProjectionError::Store`] for an invalid schema name, [`ProjectionError::ReadModel`]
-    /// when the tables cannot be created.
-    pub async fn with_pool(pool: Pool, schema: &str) -> Result<Self, ProjectionError> {
-        crate::schema::check_schema_name(schema)?;
-        let action = "creating the read-model tables";
-        let mut client = pool.get().await.map_err(pool_fail("*", action))?;
-        let tx = client.transaction().await.map_err(fail("*", action))?;
-        schema::bootstrap(&tx, schema)
-            .await
-            .map_err(fail("*", action))?;
-        tx.commit().await.map_err(fail("*", action))?;
-        Ok(Self {
-            pool,
-            schema: schema.into(),
-        })
-    }
-
-    /// The pool, for the application's queries.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    /// The schema holding the read models.
-    pub fn schema(&self) -> &str {
-        &self.schema
-    }
-
-    /// The quoted, schema-qualified name of the view `base` (the active version's rows), for
-    /// queries: `SELECT n FROM {view} WHERE ...`.
-    pub fn view(&self, base: &str) -> String {
-        schema::quoted(&self.schema, base)
-    }
-
-    async fn client(
-        &self,
-        name: &str,
-        action: &'static str,
-    ) -> Result<deadpool_postgres::Client, ProjectionError> {
-        self.pool.get().await.map_err(pool_fail(name, action))
-    }
-}
-
 /// Which version of the tables a target writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -220,7 +161,7 @@ pub struct PgReadModel<P> {
 impl<P> std::fmt::Debug for PgReadModel<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgReadModel")
-            .field("schema", &self.db.schema)
+            .field("schema", &self.db.schema())
             .field("name", &self.name)
             .field("version", &self.version)
             .finish_non_exhaustive()
@@ -244,7 +185,7 @@ impl<P: PgProjection> PgReadModel<P> {
         let name = projection.name().to_owned();
         let action = "reserving a new version";
         let mut client = db.client(&name, action).await?;
-        let version = schema::reserve_next_version(&mut client, &db.schema, &name, &projection)
+        let version = schema::reserve_next_version(&mut client, db.schema(), &name, &projection)
             .await
             .map_err(fail(&name, action))?;
         Ok(Self::with_mode(db, projection, Mode::Fixed(version)))
@@ -259,7 +200,7 @@ impl<P: PgProjection> PgReadModel<P> {
         let action = "dropping the old shadow";
         let mut client = db.client(&name, action).await?;
         let tx = client.transaction().await.map_err(fail(&name, action))?;
-        schema::drop_version(&tx, &db.schema, &name, projection.tables(), SHADOW_VERSION)
+        schema::drop_version(&tx, db.schema(), &name, projection.tables(), SHADOW_VERSION)
             .await
             .map_err(fail(&name, action))?;
         tx.commit().await.map_err(fail(&name, action))?;
@@ -301,7 +242,7 @@ impl<P: PgProjection> PgReadModel<P> {
 
     /// The quoted, schema-qualified name of table `base` at the version this target writes.
     pub fn table(&self, base: &str) -> String {
-        schema::quoted(&self.db.schema, &Tables::new(self.version).name(base))
+        schema::quoted(self.db.schema(), &Tables::new(self.version).name(base))
     }
 
     /// The projection.
@@ -319,7 +260,7 @@ impl<P: PgProjection> PgReadModel<P> {
     ) -> Result<(), ProjectionError> {
         let (name, version, expected, mode) =
             (self.name.as_str(), self.version, self.checkpoint, self.mode);
-        let schema_name: &str = &self.db.schema;
+        let schema_name: &str = self.db.schema();
         let mut client = self.db.client(name, "applying a batch").await?;
         let tx = client
             .transaction()
@@ -425,7 +366,7 @@ impl<P: PgProjection> ProjectionTarget for PgReadModel<P> {
 
     async fn checkpoint(&mut self) -> Result<Position, ProjectionError> {
         let action = "loading the checkpoint";
-        let (name, schema_name) = (self.name.as_str(), &*self.db.schema);
+        let (name, schema_name) = (self.name.as_str(), self.db.schema());
         let mut client = self.db.client(name, action).await?;
         let version = match self.mode {
             Mode::Active => {
@@ -482,8 +423,12 @@ impl<P: PgProjection> ProjectionTarget for PgReadModel<P> {
 
     async fn record_state(&mut self, state: &ProjectionState) -> Result<(), ProjectionError> {
         let action = "recording the state";
+        if self.mode == Mode::Active && self.version == SHADOW_VERSION {
+            // Not loaded yet: which version is active is unknown, and version 0 is the shadow's.
+            return Ok(());
+        }
         let client = self.db.client(&self.name, action).await?;
-        schema::record_state(&**client, &self.db.schema, &self.name, self.version, state)
+        schema::record_state(&**client, self.db.schema(), &self.name, self.version, state)
             .await
             .map_err(fail(&self.name, action))
     }
@@ -491,7 +436,7 @@ impl<P: PgProjection> ProjectionTarget for PgReadModel<P> {
     async fn requested(&mut self) -> Result<Requested, ProjectionError> {
         let action = "reading requests";
         let client = self.db.client(&self.name, action).await?;
-        schema::requested(&**client, &self.db.schema, &self.name)
+        schema::requested(&**client, self.db.schema(), &self.name)
             .await
             .map_err(fail(&self.name, action))
     }
