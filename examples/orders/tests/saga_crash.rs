@@ -97,7 +97,9 @@ async fn after_repeated_sigkill_every_saga_ends_and_nothing_is_lost() {
     println!("{kills} kills over {} runs", runs.len());
     let (mut confirmed, mut cancelled) = (0, 0);
     for run_id in &runs {
-        let report = demo::run(options(dir.path(), run_id), &Quiet).await.unwrap();
+        let report = demo::run(options(dir.path(), run_id), &Quiet)
+            .await
+            .unwrap();
         println!(
             "run {run_id}: {} confirmed, {} cancelled, sagas {:?}, {} dead letters",
             report.confirmed, report.cancelled, report.sagas_by_status, report.dead_letters
@@ -112,7 +114,9 @@ async fn after_repeated_sigkill_every_saga_ends_and_nothing_is_lost() {
     }
     assert!(confirmed > 0 && cancelled > 0);
     for run_id in &runs {
-        let report = demo::run(options(dir.path(), run_id), &Quiet).await.unwrap();
+        let report = demo::run(options(dir.path(), run_id), &Quiet)
+            .await
+            .unwrap();
         for invariant in &report.invariants {
             assert!(
                 invariant.ok,
