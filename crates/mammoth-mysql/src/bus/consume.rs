@@ -475,15 +475,26 @@ impl BusConsumer for MysqlConsumer {
         let attempt = delivery.attempt;
         let d = self.bus.d();
         transaction!(&self.bus, "extending a lease", |tx| async {
+            // Looked up first: an UPDATE's count leaves out rows it found already set.
+            let mine: Option<i64> = tx
+                .exec_first(
+                    format!(
+                        "SELECT seq FROM {d}.bus_pending
+                         WHERE group_id = ? AND seq = ? AND attempts = ? AND in_flight = 1
+                         FOR UPDATE"
+                    ),
+                    (group, seq, attempt),
+                )
+                .await?;
+            if mine.is_none() {
+                return Ok(false);
+            }
             tx.exec_drop(
-                format!(
-                    "UPDATE {d}.bus_pending SET visible_at = ?
-                     WHERE group_id = ? AND seq = ? AND attempts = ? AND in_flight = 1"
-                ),
-                (now_micros().saturating_add(micros(by)), group, seq, attempt),
+                format!("UPDATE {d}.bus_pending SET visible_at = ? WHERE group_id = ? AND seq = ?"),
+                (now_micros().saturating_add(micros(by)), group, seq),
             )
             .await?;
-            Ok::<_, Fail>(tx.affected_rows() == 1)
+            Ok::<_, Fail>(true)
         })
     }
 }

@@ -7,7 +7,7 @@ use mammoth_core::bus::{ConsumerGroup, DeadLetter, DeadLetterFilter};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, Transaction, Value};
 
-use super::publish::lock_topic;
+use super::publish::reserve;
 use super::rows::{Fail, MESSAGE_COLUMNS, corrupt, message_from_row, take, text, to_i64};
 
 /// Moves pending message `seq` of `group` into the dead-letter queue with `error` as its last
@@ -128,14 +128,15 @@ pub(crate) async fn replay(
             values,
         )
         .await?;
-    // Topic heads in name order, as the relay takes them.
-    let mut heads: BTreeMap<Vec<u8>, (i64, i64)> = BTreeMap::new();
+    // Topic heads in name order, as the relay takes them: (letters, then the last sequence
+    // number before the reservation). Every letter uses one reserved number, so the heads
+    // need no update afterwards.
+    let mut heads: BTreeMap<Vec<u8>, (usize, i64)> = BTreeMap::new();
     for (_, topic) in &letters {
-        heads.entry(topic.clone()).or_insert((0, 0));
+        heads.entry(topic.clone()).or_insert((0, 0)).0 += 1;
     }
-    for (topic, head) in &mut heads {
-        let last = lock_topic(tx, d, &text(topic.clone(), "topic")?).await?;
-        *head = (last, last);
+    for (topic, (count, last)) in &mut heads {
+        *last = reserve(tx, d, &text(topic.clone(), "topic")?, *count).await?;
     }
     for (id, topic) in &letters {
         let Some(head) = heads.get_mut(topic) else {
@@ -167,15 +168,6 @@ pub(crate) async fn replay(
             (id,),
         )
         .await?;
-    }
-    for (topic, (before, after)) in &heads {
-        if after > before {
-            tx.exec_drop(
-                format!("UPDATE {d}.bus_topics SET last_seq = ? WHERE topic = ?"),
-                (after, topic.as_slice()),
-            )
-            .await?;
-        }
     }
     Ok(letters.len() as u64)
 }

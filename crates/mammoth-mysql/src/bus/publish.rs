@@ -1,6 +1,6 @@
 //! Publishing into the bus, and the outbox relay's publish-and-checkpoint, inside a
 //! transaction the caller commits. Sequence numbers are taken under the topic's head row
-//! lock ([`lock_topic`]), so a topic's messages commit in sequence order.
+//! lock ([`reserve`]), so a topic's messages commit in sequence order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Transaction, Value};
 use uuid::Uuid;
 
-use super::rows::{Fail, headers_value, placeholders, to_i64, to_u64};
+use super::rows::{Fail, corrupt, headers_value, placeholders, to_i64, to_u64};
 
 /// The longest relay name the `bus_relays` table holds, in bytes.
 pub const MAX_RELAY_NAME_BYTES: usize = 512;
@@ -38,32 +38,57 @@ pub(crate) fn check_relay_name(name: &str) -> Result<(), BusError> {
     Ok(())
 }
 
-/// Locks `topic`'s head row until commit (creating it at 0) and returns the last sequence
-/// number taken in the topic.
-pub(crate) async fn lock_topic(
+/// Reserves `n` sequence numbers in `topic`: locks the topic's head row until commit
+/// (creating it), moves it up by `n`, and returns the last number taken before. One statement,
+/// so the lock is held from here to commit only. Give back what was not used with
+/// [`release_unused`].
+pub(crate) async fn reserve(
     tx: &mut Transaction<'_>,
     d: &str,
     topic: &str,
+    n: usize,
 ) -> Result<i64, Fail> {
-    let select = format!("SELECT last_seq FROM {d}.bus_topics WHERE topic = ? FOR UPDATE");
-    if let Some(last) = tx.exec_first(&select, (topic.as_bytes(),)).await? {
-        return Ok(last);
-    }
-    // A first publish: ON DUPLICATE KEY takes the row's exclusive lock even when another
-    // transaction created it meanwhile (INSERT IGNORE would take a shared one, and two of
-    // those upgrading deadlock).
+    let n = to_i64(n as u64);
+    // ON DUPLICATE KEY takes the row's exclusive lock even when another transaction created
+    // it meanwhile (INSERT IGNORE would take a shared one, and two of those upgrading
+    // deadlock).
     tx.exec_drop(
         format!(
-            "INSERT INTO {d}.bus_topics (topic, last_seq) VALUES (?, 0)
-             ON DUPLICATE KEY UPDATE last_seq = last_seq"
+            "INSERT INTO {d}.bus_topics (topic, last_seq) VALUES (?, ?)
+             ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + VALUES(last_seq))"
         ),
-        (topic.as_bytes(),),
+        (topic.as_bytes(), n),
     )
     .await?;
-    Ok(tx
-        .exec_first(&select, (topic.as_bytes(),))
-        .await?
-        .unwrap_or(0))
+    // 1: the row was created at `n`; 2: an existing row moved up to LAST_INSERT_ID().
+    if tx.affected_rows() == 1 {
+        return Ok(0);
+    }
+    let end = tx.last_insert_id().ok_or_else(|| {
+        corrupt(format!(
+            "the head of topic {topic:?} gave no sequence number"
+        ))
+    })?;
+    Ok(to_i64(end).saturating_sub(n))
+}
+
+/// Moves the head of `topic` back from `reserved` to `used` (the last number stored) when
+/// duplicates left part of a reservation unused, so sequence numbers stay contiguous.
+async fn release_unused(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    reserved: i64,
+    used: i64,
+) -> Result<(), Fail> {
+    if used < reserved {
+        tx.exec_drop(
+            format!("UPDATE {d}.bus_topics SET last_seq = ? WHERE topic = ?"),
+            (used, topic.as_bytes()),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Stores `messages` in `topic` unless their id was published there within `window`.
@@ -77,33 +102,22 @@ pub(crate) async fn publish(
     let now = now_micros();
     let cutoff = now.saturating_sub(window_micros(window));
     let messages: Vec<&OutgoingMessage> = messages.iter().collect();
-    let last = lock_topic(tx, d, topic.as_str()).await?;
-    let (published, last_after) =
+    let last = reserve(tx, d, topic.as_str(), messages.len()).await?;
+    let (published, used) =
         store_locked(tx, d, topic.as_str(), &messages, last, now, cutoff).await?;
-    set_topic_head(tx, d, topic.as_str(), last, last_after).await?;
+    release_unused(
+        tx,
+        d,
+        topic.as_str(),
+        last + to_i64(messages.len() as u64),
+        used,
+    )
+    .await?;
     Ok(published)
 }
 
-/// Moves the topic head to `after` when messages were stored.
-async fn set_topic_head(
-    tx: &mut Transaction<'_>,
-    d: &str,
-    topic: &str,
-    before: i64,
-    after: i64,
-) -> Result<(), Fail> {
-    if after > before {
-        tx.exec_drop(
-            format!("UPDATE {d}.bus_topics SET last_seq = ? WHERE topic = ?"),
-            (after, topic.as_bytes()),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// Stores the messages whose id is not in the topic's de-duplication window, numbered after
-/// `last`; the caller holds the topic lock. Returns what happened to each message and the
+/// `last`; the caller reserved them and holds the topic lock. Returns what happened to each message and the
 /// last sequence number taken.
 async fn store_locked(
     tx: &mut Transaction<'_>,
@@ -288,9 +302,9 @@ pub(crate) async fn relay(
     }
     // Topics are locked in name order, so relays and publishers never wait in a cycle.
     for (topic, messages) in &by_topic {
-        let last = lock_topic(tx, d, topic).await?;
-        let (_, after) = store_locked(tx, d, topic, messages, last, now, cutoff).await?;
-        set_topic_head(tx, d, topic, last, after).await?;
+        let last = reserve(tx, d, topic, messages.len()).await?;
+        let (_, used) = store_locked(tx, d, topic, messages, last, now, cutoff).await?;
+        release_unused(tx, d, topic, last + to_i64(messages.len() as u64), used).await?;
     }
     if through > done {
         tx.exec_drop(
