@@ -18,13 +18,14 @@
 //! - Consumers in this process are woken by a publish at once; consumers in other processes
 //!   poll (every `poll_interval`).
 
+mod combine;
 mod consume;
 mod dead;
 mod publish;
 mod rows;
 mod stats;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mammoth_core::bus::{
@@ -33,7 +34,7 @@ use mammoth_core::bus::{
 };
 use mammoth_core::{Position, StoreError};
 use mysql_async::{Conn, IsolationLevel, TxOpts};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::MysqlEventStore;
 
@@ -51,7 +52,7 @@ const ATTEMPTS: u32 = 8;
 /// when no connection could be had.
 macro_rules! transaction {
     ($bus:expr, $action:expr, |$tx:ident| $body:expr) => {{
-        let bus: &$crate::bus::MysqlBus = $bus;
+        let bus = $bus;
         let action: &'static str = $action;
         let mut conn = bus.conn(action).await?;
         let mut attempt = 1;
@@ -114,11 +115,37 @@ impl Default for MysqlBusOptions {
     }
 }
 
-struct Shared {
+/// The database side of a bus: the store whose pool and database it uses.
+#[derive(Clone)]
+pub(crate) struct Db {
     store: MysqlEventStore,
+}
+
+impl Db {
+    /// The quoted database name, for statements.
+    pub(crate) fn d(&self) -> &str {
+        &self.store.sql().d
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn conn(&self, action: &'static str) -> Result<Conn, BusError> {
+        self.store.conn().await.map_err(|error| match error {
+            StoreError::Closed => BusError::Closed,
+            other => {
+                let transient = other.is_transient();
+                BusError::backend(BACKEND, action, other, transient)
+            }
+        })
+    }
+}
+
+struct Shared {
+    db: Db,
     options: MysqlBusOptions,
     /// Bumped after every commit that may make messages deliverable.
     published: watch::Sender<u64>,
+    /// The group commit task's queue, started by the first publish.
+    publisher: OnceLock<mpsc::UnboundedSender<combine::Job>>,
 }
 
 /// The embedded, durable message bus in the tables of a [`MysqlEventStore`]'s database,
@@ -131,7 +158,7 @@ pub struct MysqlBus {
 impl std::fmt::Debug for MysqlBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MysqlBus")
-            .field("database", &self.shared.store.database())
+            .field("database", &self.shared.db.store.database())
             .finish_non_exhaustive()
     }
 }
@@ -144,16 +171,19 @@ impl MysqlBus {
         let (published, _) = watch::channel(0);
         Self {
             shared: Arc::new(Shared {
-                store: store.clone(),
+                db: Db {
+                    store: store.clone(),
+                },
                 options,
                 published,
+                publisher: OnceLock::new(),
             }),
         }
     }
 
     /// The database holding the bus tables.
     pub fn database(&self) -> &str {
-        self.shared.store.database()
+        self.shared.db.store.database()
     }
 
     /// The options the bus was opened with.
@@ -163,18 +193,45 @@ impl MysqlBus {
 
     /// The quoted database name, for statements.
     pub(crate) fn d(&self) -> &str {
-        &self.shared.store.sql().d
+        self.shared.db.d()
     }
 
     /// A pooled connection.
     pub(crate) async fn conn(&self, action: &'static str) -> Result<Conn, BusError> {
-        self.shared.store.conn().await.map_err(|error| match error {
-            StoreError::Closed => BusError::Closed,
-            other => {
-                let transient = other.is_transient();
-                BusError::backend(BACKEND, action, other, transient)
-            }
-        })
+        self.shared.db.conn(action).await
+    }
+
+    /// Publishes through the group commit task (started on first use), or in a transaction
+    /// of its own outside a tokio runtime.
+    async fn publish_grouped(
+        &self,
+        topic: &Topic,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<Published>, BusError> {
+        let window = self.shared.options.dedup_window;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return transaction!(self, "publishing", |tx| publish::publish(
+                tx,
+                self.d(),
+                topic,
+                &messages,
+                window
+            ));
+        }
+        let queue = self
+            .shared
+            .publisher
+            .get_or_init(|| combine::spawn(self.shared.db.clone(), window));
+        let (reply, result) = oneshot::channel();
+        let job = combine::Job {
+            topic: topic.clone(),
+            messages,
+            reply,
+        };
+        let stopped =
+            || BusError::backend(BACKEND, "publishing", "the publish task stopped", false);
+        queue.send(job).map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 
     /// Wakes this handle's waiting consumers.
@@ -211,14 +268,7 @@ impl MessageBus for MysqlBus {
                 "publish needs at least one message".to_owned(),
             ));
         }
-        let window = self.shared.options.dedup_window;
-        let published = transaction!(self, "publishing", |tx| publish::publish(
-            tx,
-            self.d(),
-            topic,
-            &messages,
-            window
-        ))?;
+        let published = self.publish_grouped(topic, messages).await?;
         self.wake();
         Ok(published)
     }

@@ -99,20 +99,25 @@ pub(crate) async fn publish(
     messages: &[OutgoingMessage],
     window: Duration,
 ) -> Result<Vec<Published>, Fail> {
-    let now = now_micros();
-    let cutoff = now.saturating_sub(window_micros(window));
     let messages: Vec<&OutgoingMessage> = messages.iter().collect();
-    let last = reserve(tx, d, topic.as_str(), messages.len()).await?;
-    let (published, used) =
-        store_locked(tx, d, topic.as_str(), &messages, last, now, cutoff).await?;
-    release_unused(
-        tx,
-        d,
-        topic.as_str(),
-        last + to_i64(messages.len() as u64),
-        used,
-    )
-    .await?;
+    store_in_topic(tx, d, topic.as_str(), &messages, now_micros(), window).await
+}
+
+/// Reserves sequence numbers in `topic` (taking its lock until commit) and stores the
+/// messages not published there within `window` before `now`, in order.
+pub(crate) async fn store_in_topic(
+    tx: &mut Transaction<'_>,
+    d: &str,
+    topic: &str,
+    messages: &[&OutgoingMessage],
+    now: i64,
+    window: Duration,
+) -> Result<Vec<Published>, Fail> {
+    let cutoff = now.saturating_sub(window_micros(window));
+    let last = reserve(tx, d, topic, messages.len()).await?;
+    let (published, used) = store_locked(tx, d, topic, messages, last, now, cutoff).await?;
+    let reserved = last + to_i64(messages.len() as u64);
+    release_unused(tx, d, topic, reserved, used).await?;
     Ok(published)
 }
 
@@ -293,7 +298,6 @@ pub(crate) async fn relay(
     // this one published.
     let done = relay_checkpoint(tx, d, name, true).await?;
     let now = now_micros();
-    let cutoff = now.saturating_sub(window_micros(window));
     let mut by_topic: BTreeMap<&str, Vec<&OutgoingMessage>> = BTreeMap::new();
     for (position, topic, message) in batch {
         if *position > done {
@@ -302,9 +306,7 @@ pub(crate) async fn relay(
     }
     // Topics are locked in name order, so relays and publishers never wait in a cycle.
     for (topic, messages) in &by_topic {
-        let last = reserve(tx, d, topic, messages.len()).await?;
-        let (_, used) = store_locked(tx, d, topic, messages, last, now, cutoff).await?;
-        release_unused(tx, d, topic, last + to_i64(messages.len() as u64), used).await?;
+        store_in_topic(tx, d, topic, messages, now, window).await?;
     }
     if through > done {
         tx.exec_drop(
