@@ -96,7 +96,8 @@ pub(super) async fn ensure_version<P: MysqlProjection>(
 }
 
 /// The active version, making version 1 active when there is none. With `check_views`, the
-/// views are re-created when one is missing (a crash between a switch's two steps).
+/// views are re-pointed when one is missing or reads another version (a crash between a
+/// switch's two steps).
 pub(super) async fn ensure_active<P: MysqlProjection>(
     conn: &mut Conn,
     name: &str,
@@ -105,7 +106,7 @@ pub(super) async fn ensure_active<P: MysqlProjection>(
 ) -> mysql_async::Result<u32> {
     if let Some(version) = active_version(conn, name).await? {
         ensure_version(conn, name, projection, version).await?;
-        if check_views && missing_views(conn, projection.tables()).await? {
+        if check_views && stale_views(conn, projection.tables(), version).await? {
             locked!(conn, name, point_views(conn, projection.tables(), version));
         }
         return Ok(version);
@@ -148,15 +149,22 @@ async fn next_version(conn: &mut Conn, name: &str) -> mysql_async::Result<u32> {
     Ok(next.unwrap_or(1))
 }
 
-async fn missing_views(conn: &mut Conn, tables: &[&str]) -> mysql_async::Result<bool> {
-    let present: Vec<String> = conn
+/// True when a view of `tables` is missing or reads another version's table (its stored
+/// definition names the physical table, quoted).
+async fn stale_views(conn: &mut Conn, tables: &[&str], version: u32) -> mysql_async::Result<bool> {
+    let present: Vec<(String, String)> = conn
         .query(
-            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(VIEW_DEFINITION AS CHAR)
+             FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
         )
         .await?;
-    Ok(tables
-        .iter()
-        .any(|base| !present.iter().any(|view| view == base)))
+    let physical = Tables::new(version);
+    Ok(tables.iter().any(|base| {
+        let reads = format!("`{}`", physical.name(base));
+        !present
+            .iter()
+            .any(|(view, definition)| view == base && definition.contains(&reads))
+    }))
 }
 
 /// Points every view at `version` in one `RENAME TABLE`: readers see either all the old
