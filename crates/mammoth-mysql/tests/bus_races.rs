@@ -341,3 +341,49 @@ async fn two_thousand_messages_are_published_received_and_acked_once() {
         TOTAL as f64 / batched.as_secs_f64(),
     );
 }
+
+/// Publishes that arrive together are committed in one transaction; one that cannot be stored
+/// (a payload over the server's `max_allowed_packet`) fails alone, with an error naming the
+/// limit and the fix, and the others are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversized_publish_fails_alone_and_the_publishes_beside_it_are_stored() {
+    let Some(factory) = factory() else { return };
+    let store = factory.fresh_with(process()).await;
+    let bus = MysqlBus::new(&store.store, MysqlBusOptions::default());
+    let consumer = subscribe(&bus, "mixed", "check").await;
+    // Above MariaDB's and MySQL's default max_allowed_packet (16 MiB and 64 MiB).
+    let huge = vec![b'x'; 65 << 20];
+    let mut publishes = Vec::new();
+    for n in 0..12 {
+        let bus = bus.clone();
+        let payload = if n == 5 {
+            huge.clone()
+        } else {
+            format!("small-{n}").into_bytes()
+        };
+        publishes.push(tokio::spawn(async move {
+            bus.publish(&topic("mixed"), vec![OutgoingMessage::new(payload)])
+                .await
+        }));
+    }
+    let mut failed = 0;
+    for publish in publishes {
+        if let Err(error) = publish.await.expect("publisher") {
+            assert!(error.to_string().contains("max_allowed_packet"), "{error}");
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 1, "only the oversized publish fails");
+    let mut got: Vec<String> = drain(&consumer, Duration::from_millis(300))
+        .await
+        .iter()
+        .map(|d| d.message.payload_text())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..12)
+        .filter(|n| *n != 5)
+        .map(|n| format!("small-{n}"))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}

@@ -15,6 +15,10 @@
 //! - Every transaction runs at READ COMMITTED (no gap locks); one that InnoDB rolls back as a
 //!   deadlock victim or after a lock wait timeout is run again, a few times, before the error
 //!   is returned (flagged transient).
+//! - Publishes through one handle are group-committed (`combine.rs`): those queued while a
+//!   transaction runs share the next one, and each returns once it committed.
+//! - A message too large for one statement of the server (`max_allowed_packet`) is refused
+//!   before anything is written.
 //! - Consumers in this process are woken by a publish at once; consumers in other processes
 //!   poll (every `poll_interval`).
 
@@ -33,6 +37,7 @@ use mammoth_core::bus::{
     RelayTarget, SubscribeOptions, Topic, TopicStats,
 };
 use mammoth_core::{Position, StoreError};
+use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, IsolationLevel, TxOpts};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -42,6 +47,10 @@ pub use consume::MysqlConsumer;
 pub use publish::MAX_RELAY_NAME_BYTES;
 
 use rows::BACKEND;
+
+/// Bytes of one message's statement beside its payload, key and headers (the SQL text and
+/// the other columns), with room to spare.
+const STATEMENT_OVERHEAD: usize = 4096;
 
 /// How often a transaction rolled back by a deadlock or a lock wait timeout is run, in all.
 const ATTEMPTS: u32 = 8;
@@ -146,6 +155,8 @@ struct Shared {
     published: watch::Sender<u64>,
     /// The group commit task's queue, started by the first publish.
     publisher: OnceLock<mpsc::UnboundedSender<combine::Job>>,
+    /// The server's `max_allowed_packet`, read by the first publish.
+    max_packet: OnceLock<u64>,
 }
 
 /// The embedded, durable message bus in the tables of a [`MysqlEventStore`]'s database,
@@ -177,6 +188,7 @@ impl MysqlBus {
                 options,
                 published,
                 publisher: OnceLock::new(),
+                max_packet: OnceLock::new(),
             }),
         }
     }
@@ -199,6 +211,48 @@ impl MysqlBus {
     /// A pooled connection.
     pub(crate) async fn conn(&self, action: &'static str) -> Result<Conn, BusError> {
         self.shared.db.conn(action).await
+    }
+
+    /// Refuses, before anything is written, a message too large for one statement of the
+    /// server (`max_allowed_packet`, read once): sent anyway, the server would drop the
+    /// connection and the caller would see only a broken pipe.
+    async fn check_sizes<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a OutgoingMessage>,
+    ) -> Result<(), BusError> {
+        let max = match self.shared.max_packet.get() {
+            Some(max) => *max,
+            None => {
+                let action = "reading the server's max_allowed_packet";
+                let mut conn = self.conn(action).await?;
+                let max: Option<u64> = conn
+                    .query_first("SELECT @@max_allowed_packet")
+                    .await
+                    .map_err(|error| rows::Fail::from(error).into_bus(action))?;
+                *self
+                    .shared
+                    .max_packet
+                    .get_or_init(|| max.unwrap_or(4 << 20))
+            }
+        };
+        for message in messages {
+            let headers: usize = message
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 8)
+                .sum();
+            let size = message.payload.len()
+                + message.key.as_ref().map_or(0, String::len)
+                + headers
+                + STATEMENT_OVERHEAD;
+            if size as u64 > max {
+                return Err(BusError::InvalidInput(format!(
+                    "message {}: {size} bytes with its key and headers, more than the {max} bytes the MySQL server accepts in one statement (max_allowed_packet); raise max_allowed_packet on the server, or keep the payload elsewhere and publish a reference to it; nothing was published",
+                    message.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Publishes through the group commit task (started on first use), or in a transaction
@@ -268,6 +322,7 @@ impl MessageBus for MysqlBus {
                 "publish needs at least one message".to_owned(),
             ));
         }
+        self.check_sizes(&messages).await?;
         let published = self.publish_grouped(topic, messages).await?;
         self.wake();
         Ok(published)
@@ -351,6 +406,8 @@ impl RelayTarget for MysqlBus {
         through: Position,
     ) -> Result<(), BusError> {
         publish::check_relay_name(name)?;
+        self.check_sizes(batch.iter().map(|(_, _, message)| message))
+            .await?;
         let window = self.shared.options.dedup_window;
         transaction!(self, "relaying events", |tx| publish::relay(
             tx,
