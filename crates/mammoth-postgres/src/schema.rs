@@ -7,7 +7,8 @@
 //! row first, so position assignment is serialized across all writers of the database and
 //! commits become visible in position order (see `docs/architecture.md`, "PostgreSQL and
 //! MySQL drivers"). `snapshots`, `checkpoints` and `saga_timers` hold the side stores that
-//! share the event store's pool. `mammoth_meta` records the schema version; [`MIGRATIONS`] lists the steps
+//! share the event store's pool; the `bus_*` tables hold the embedded message bus
+//! (`crate::bus`). `mammoth_meta` records the schema version; [`MIGRATIONS`] lists the steps
 //! from an empty schema to the current one, applied in order under an advisory lock.
 
 use mammoth_core::StoreError;
@@ -16,7 +17,7 @@ use tokio_postgres::Client;
 use crate::error::{BACKEND, on};
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration, in order: (version it produces, DDL with `{s}` for the quoted schema).
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -68,6 +69,80 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
             due_micros bigint NOT NULL
         );
         CREATE INDEX saga_timers_due ON {s}.saga_timers (saga_type, due_micros);",
+    ),
+    (
+        // The embedded message bus (`crate::bus`). `bus_topics` holds each topic's last
+        // sequence number; every publish updates its topic's row first, so publishes to one
+        // topic serialize and commit in sequence order (as `log_head` does for events), and a
+        // group cursor never passes a message that has yet to commit.
+        4,
+        "CREATE TABLE {s}.bus_topics (
+            topic    text COLLATE \"C\" PRIMARY KEY,
+            last_seq bigint NOT NULL
+        ) WITH (fillfactor = 50);
+        CREATE TABLE {s}.bus_messages (
+            topic         text COLLATE \"C\" NOT NULL,
+            seq           bigint NOT NULL,
+            message_id    uuid NOT NULL,
+            msg_key       text,
+            payload       bytea NOT NULL,
+            header_names  text[] NOT NULL,
+            header_values text[] NOT NULL,
+            published_at  bigint NOT NULL,
+            only_group    bigint,
+            PRIMARY KEY (topic, seq)
+        );
+        CREATE TABLE {s}.bus_dedup (
+            topic        text COLLATE \"C\" NOT NULL,
+            message_id   uuid NOT NULL,
+            seq          bigint NOT NULL,
+            published_at bigint NOT NULL,
+            PRIMARY KEY (topic, message_id)
+        );
+        CREATE INDEX bus_dedup_by_age ON {s}.bus_dedup (published_at);
+        CREATE TABLE {s}.bus_groups (
+            group_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            topic    text COLLATE \"C\" NOT NULL,
+            name     text COLLATE \"C\" NOT NULL,
+            next_seq bigint NOT NULL,
+            UNIQUE (topic, name)
+        ) WITH (fillfactor = 50);
+        CREATE TABLE {s}.bus_pending (
+            group_id        bigint NOT NULL,
+            seq             bigint NOT NULL,
+            msg_key         text,
+            attempts        integer NOT NULL,
+            visible_at      bigint NOT NULL,
+            in_flight       boolean NOT NULL,
+            first_failed_at bigint,
+            last_failed_at  bigint,
+            last_error      text,
+            PRIMARY KEY (group_id, seq)
+        );
+        CREATE INDEX bus_pending_due ON {s}.bus_pending (group_id, visible_at);
+        CREATE INDEX bus_pending_by_key ON {s}.bus_pending (group_id, msg_key, seq);
+        CREATE TABLE {s}.bus_dead_letters (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            group_id        bigint NOT NULL,
+            topic           text COLLATE \"C\" NOT NULL,
+            group_name      text COLLATE \"C\" NOT NULL,
+            seq             bigint NOT NULL,
+            message_id      uuid NOT NULL,
+            msg_key         text,
+            payload         bytea NOT NULL,
+            header_names    text[] NOT NULL,
+            header_values   text[] NOT NULL,
+            published_at    bigint NOT NULL,
+            attempts        integer NOT NULL,
+            last_error      text NOT NULL,
+            first_failed_at bigint NOT NULL,
+            last_failed_at  bigint NOT NULL
+        );
+        CREATE TABLE {s}.bus_relays (
+            name       text COLLATE \"C\" PRIMARY KEY,
+            position   bigint NOT NULL,
+            updated_at bigint NOT NULL
+        );",
     ),
 ];
 
