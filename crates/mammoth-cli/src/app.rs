@@ -30,11 +30,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use mammoth_config::Config;
-use mammoth_core::EventFilter;
 use mammoth_core::bus::{
     ConsumerGroup, Delivery, Failure, MessageBus, SubscribeOptions, Topic, TopicMap,
 };
 use mammoth_core::saga::Saga;
+use mammoth_core::{EventFilter, ProjectionTarget};
+use mammoth_mysql::read_model::{MysqlProjection, MysqlReadModel};
+use mammoth_postgres::read_model::{PgProjection, PgReadModel, PgReadModelDb};
 use mammoth_runtime::BusWorker;
 use mammoth_runtime::PositionWatch;
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
@@ -46,6 +48,7 @@ use tokio::sync::watch;
 
 use crate::bus_backend::AnyBus;
 use crate::output::Output;
+use crate::read_models::{AnyReadModelAdmin, ReadModelAt};
 use crate::settings::Settings;
 use crate::store::AnyStore;
 
@@ -56,6 +59,8 @@ pub type AppStore = Metered<AnyStore>;
 pub(crate) type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// A boxed future a task can own.
 type SendFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future that may borrow and be sent (what `serve` awaits).
+pub(crate) type BorrowingSendFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// How a started part of the app stops: at a batch boundary, with its checkpoint saved.
 type Stop = Box<dyn FnOnce() -> SendFuture<anyhow::Result<()>> + Send>;
 type Routes = Arc<dyn Fn(&AppContext) -> AppRegistry + Send + Sync>;
@@ -113,10 +118,23 @@ pub struct AppContext {
 /// A running projection's read model, for the queries that read it.
 #[derive(Clone, Debug)]
 pub struct ReadModel {
-    /// The SQLite file its tables are in.
+    /// The SQLite file its tables are in (empty when it lives in PostgreSQL or MySQL).
     pub path: PathBuf,
+    /// Where it lives (`[projections.NAME] read_dsn`).
+    pub at: ReadModelAt,
+    /// The PostgreSQL or MySQL database it lives in, sharing the runner's pool.
+    pub database: Option<ReadModelDatabase>,
     /// Its checkpoint: hand it to the query bus so `min_position` queries wait for it.
     pub progress: PositionWatch,
+}
+
+/// A read model's database connection, for queries of a read model in PostgreSQL or MySQL.
+#[derive(Clone, Debug)]
+pub enum ReadModelDatabase {
+    /// A PostgreSQL schema.
+    Postgres(PgReadModelDb),
+    /// A MySQL database.
+    Mysql(mammoth_mysql::read_model::ReadModelDatabase),
 }
 
 impl AppContext {
@@ -176,15 +194,44 @@ impl App {
     /// A SQL read model in SQLite: `mammoth serve` runs it (`[projections.NAME]` tunes its
     /// file, batch and failure policy) and `mammoth projections` operates it by its name.
     /// `make` makes a fresh projection (for the runner, replays, rebuilds and verifies).
-    pub fn projection<P, F>(mut self, make: F) -> Self
+    pub fn projection<P, F>(self, make: F) -> Self
     where
         P: SqliteProjection,
         F: Fn() -> P + Send + Sync + 'static,
     {
+        self.register::<SqliteKind<P>, F>(make)
+    }
+
+    /// The same read model kept in PostgreSQL: used when `[projections.NAME] read_dsn` is a
+    /// `postgres://` URL (register the SQLite one with [`App::projection`] too, under the same
+    /// name, to let the configuration choose).
+    pub fn postgres_projection<P, F>(self, make: F) -> Self
+    where
+        P: PgProjection,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        self.register::<PgKind<P>, F>(make)
+    }
+
+    /// The same read model kept in MySQL/MariaDB: used when `[projections.NAME] read_dsn` is a
+    /// `mysql://` URL or the seed's PDO form.
+    pub fn mysql_projection<P, F>(self, make: F) -> Self
+    where
+        P: MysqlProjection,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        self.register::<MysqlKind<P>, F>(make)
+    }
+
+    fn register<K, F>(mut self, make: F) -> Self
+    where
+        K: ReadModelKind,
+        F: Fn() -> K::Projection + Send + Sync + 'static,
+    {
         let sample = make();
-        self.projections.push(Arc::new(SqlProjectionDef {
-            name: sample.name().to_owned(),
-            tables: sample.tables(),
+        self.projections.push(Arc::new(SqlProjectionDef::<K> {
+            name: K::name(&sample).to_owned(),
+            tables: K::tables(&sample),
             make: Arc::new(make),
         }));
         self
@@ -298,19 +345,38 @@ impl App {
         started: &mut Started,
     ) -> anyhow::Result<()> {
         let mut read_models = BTreeMap::new();
-        for def in &self.projections {
-            let name = def.name();
-            let (path, options) = projection_settings(settings, name);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        for known in crate::projections::known(settings, self)? {
+            let name = known.name.clone();
+            if let ReadModelAt::File(path) = &known.at
+                && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            let (progress, stop) = def
-                .spawn(store.clone(), &path, options)
-                .with_context(|| format!("starting projection {name} ({})", path.display()))?;
-            started.push(format!("projection {name}"), stop);
-            started.entries.push(def.admin_entry(&path, options));
-            read_models.insert(name.to_owned(), ReadModel { path, progress });
+            let running = known
+                .def
+                .spawn(store.clone(), &known.at, known.options)
+                .await
+                .with_context(|| format!("starting projection {name} ({})", known.at.describe()))?;
+            started.push(format!("projection {name}"), running.stop);
+            if let ReadModelAt::File(path) = &known.at
+                && let Some(entry) = known.def.admin_entry(path, known.options)
+            {
+                started.entries.push(entry);
+            }
+            let path = match &known.at {
+                ReadModelAt::File(path) => path.clone(),
+                _ => PathBuf::new(),
+            };
+            read_models.insert(
+                name,
+                ReadModel {
+                    path,
+                    at: known.at.clone(),
+                    database: running.database,
+                    progress: running.progress,
+                },
+            );
         }
         let context = AppContext {
             store: store.clone(),
@@ -509,8 +575,15 @@ pub(crate) fn sqlite_path(dsn: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// Projection `name` as configured: read-model file and runner options.
-pub(crate) fn projection_settings(settings: &Settings, name: &str) -> (PathBuf, ProjectionOptions) {
+/// Projection `name` as configured: where its read model lives and runner options.
+///
+/// # Errors
+/// A [`crate::exit::ConfigProblem`] for a `read_dsn` that names no database read models can
+/// live in.
+pub(crate) fn projection_settings(
+    settings: &Settings,
+    name: &str,
+) -> anyhow::Result<(ReadModelAt, ProjectionOptions)> {
     use mammoth_runtime::projection::OnFailure;
     let config = settings.config.projections.get(name);
     let batch = config.map_or(1_000, |config| config.batch_size.max(1) as usize);
@@ -521,22 +594,40 @@ pub(crate) fn projection_settings(settings: &Settings, name: &str) -> (PathBuf, 
     let options = ProjectionOptions::default()
         .with_batch_size(batch)
         .on_failure(on_failure);
-    (read_model_path(settings, name), options)
+    let at = match config.and_then(|config| config.read_dsn.as_ref()) {
+        Some(dsn) => ReadModelAt::parse(dsn.expose())
+            .with_context(|| format!("[projections.{name}] read_dsn"))?,
+        None => ReadModelAt::File(PathBuf::from(
+            mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH,
+        )),
+    };
+    Ok((at, options))
+}
+
+/// A projection started by `serve`: its progress, how it stops, and the database its read
+/// model is in (PostgreSQL and MySQL), for the app's queries.
+pub(crate) struct Running {
+    pub progress: PositionWatch,
+    pub stop: Stop,
+    pub database: Option<ReadModelDatabase>,
 }
 
 /// A registered SQL projection, with its type erased.
 pub(crate) trait ProjectionDef: Send + Sync {
     fn name(&self) -> &str;
     fn tables(&self) -> &'static [&'static str];
+    /// `sqlite`, `postgres` or `mysql`: where this registration keeps its read model.
+    fn backend(&self) -> &'static str;
     /// The event types and categories it reads.
     fn filter(&self) -> EventFilter;
-    fn spawn(
-        &self,
+    fn spawn<'a>(
+        &'a self,
         store: AppStore,
-        path: &Path,
+        at: &'a ReadModelAt,
         options: ProjectionOptions,
-    ) -> anyhow::Result<(PositionWatch, Stop)>;
-    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> SqliteReadModelEntry;
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Running>>;
+    /// The server's admin entry, for a read model in a SQLite file.
+    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> Option<SqliteReadModelEntry>;
     fn replay<'a>(
         &'a self,
         settings: &'a Settings,
@@ -558,17 +649,196 @@ pub(crate) trait ProjectionDef: Send + Sync {
     ) -> LocalFuture<'a, anyhow::Result<()>>;
 }
 
-struct SqlProjectionDef<F> {
-    name: String,
-    tables: &'static [&'static str],
-    make: Arc<F>,
+/// A database read models can be kept in: how to make the runner's targets there.
+pub(crate) trait ReadModelKind: Send + Sync + 'static {
+    /// The projections it runs.
+    type Projection: Send + 'static;
+    /// The target the runner drives.
+    type Target: ProjectionTarget + Send + 'static;
+    /// `sqlite`, `postgres` or `mysql`, as [`ReadModelAt::backend`] says.
+    const BACKEND: &'static str;
+    fn name(projection: &Self::Projection) -> &str;
+    fn tables(projection: &Self::Projection) -> &'static [&'static str];
+    fn filter(projection: &Self::Projection) -> EventFilter;
+    /// The target writing the active version.
+    fn open<'a>(
+        at: &'a ReadModelAt,
+        projection: Self::Projection,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>>;
+    /// The target building the next version (blue-green).
+    fn next_version<'a>(
+        at: &'a ReadModelAt,
+        projection: Self::Projection,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>>;
+    /// The target building the verify shadow.
+    fn shadow<'a>(
+        at: &'a ReadModelAt,
+        projection: Self::Projection,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>>;
+    /// The target's database, for queries.
+    fn database(target: &Self::Target) -> Option<ReadModelDatabase>;
+    /// The server's admin entry (`/admin/projections`) of a read model in a SQLite file;
+    /// `None` for the other databases.
+    fn admin_entry(
+        name: &str,
+        tables: &'static [&'static str],
+        path: &Path,
+        options: ProjectionOptions,
+        make: Arc<dyn Fn() -> Self::Projection + Send + Sync>,
+    ) -> Option<SqliteReadModelEntry> {
+        let _ = (name, tables, path, options, make);
+        None
+    }
 }
 
-impl<P, F> ProjectionDef for SqlProjectionDef<F>
-where
-    P: SqliteProjection,
-    F: Fn() -> P + Send + Sync + 'static,
-{
+fn file(at: &ReadModelAt) -> anyhow::Result<&Path> {
+    match at {
+        ReadModelAt::File(path) => Ok(path),
+        other => anyhow::bail!("{} is not a SQLite read-model file", other.describe()),
+    }
+}
+
+/// Read models in a SQLite file.
+pub(crate) struct SqliteKind<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P: SqliteProjection> ReadModelKind for SqliteKind<P> {
+    type Projection = P;
+    type Target = SqliteReadModel<P>;
+    const BACKEND: &'static str = "sqlite";
+    fn name(projection: &P) -> &str {
+        projection.name()
+    }
+    fn tables(projection: &P) -> &'static [&'static str] {
+        projection.tables()
+    }
+    fn filter(projection: &P) -> EventFilter {
+        SqliteProjection::filter(projection)
+    }
+    fn open<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(SqliteReadModel::open(file(at)?, projection)?) })
+    }
+    fn next_version<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(SqliteReadModel::next_version(file(at)?, projection)?) })
+    }
+    fn shadow<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(SqliteReadModel::shadow(file(at)?, projection)?) })
+    }
+    fn database(_: &Self::Target) -> Option<ReadModelDatabase> {
+        None
+    }
+    fn admin_entry(
+        name: &str,
+        tables: &'static [&'static str],
+        path: &Path,
+        options: ProjectionOptions,
+        make: Arc<dyn Fn() -> P + Send + Sync>,
+    ) -> Option<SqliteReadModelEntry> {
+        Some(SqliteReadModelEntry::new(
+            name,
+            tables,
+            path,
+            options,
+            move || make(),
+        ))
+    }
+}
+
+/// Read models in a PostgreSQL schema.
+pub(crate) struct PgKind<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P: PgProjection> ReadModelKind for PgKind<P> {
+    type Projection = P;
+    type Target = PgReadModel<P>;
+    const BACKEND: &'static str = "postgres";
+    fn name(projection: &P) -> &str {
+        projection.name()
+    }
+    fn tables(projection: &P) -> &'static [&'static str] {
+        projection.tables()
+    }
+    fn filter(projection: &P) -> EventFilter {
+        PgProjection::filter(projection)
+    }
+    fn open<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(PgReadModel::open(&at.postgres().await?, projection)) })
+    }
+    fn next_version<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(
+            async move { Ok(PgReadModel::next_version(&at.postgres().await?, projection).await?) },
+        )
+    }
+    fn shadow<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(PgReadModel::shadow(&at.postgres().await?, projection).await?) })
+    }
+    fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
+        Some(ReadModelDatabase::Postgres(target.db().clone()))
+    }
+}
+
+/// Read models in a MySQL/MariaDB database.
+pub(crate) struct MysqlKind<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P: MysqlProjection> ReadModelKind for MysqlKind<P> {
+    type Projection = P;
+    type Target = MysqlReadModel<P>;
+    const BACKEND: &'static str = "mysql";
+    fn name(projection: &P) -> &str {
+        projection.name()
+    }
+    fn tables(projection: &P) -> &'static [&'static str] {
+        projection.tables()
+    }
+    fn filter(projection: &P) -> EventFilter {
+        MysqlProjection::filter(projection)
+    }
+    fn open<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(MysqlReadModel::open(&at.mysql()?, projection).await?) })
+    }
+    fn next_version<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(MysqlReadModel::next_version(&at.mysql()?, projection).await?) })
+    }
+    fn shadow<'a>(
+        at: &'a ReadModelAt,
+        projection: P,
+    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+        Box::pin(async move { Ok(MysqlReadModel::shadow(&at.mysql()?, projection).await?) })
+    }
+    fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
+        Some(ReadModelDatabase::Mysql(target.database().clone()))
+    }
+}
+
+struct SqlProjectionDef<K: ReadModelKind> {
+    name: String,
+    tables: &'static [&'static str],
+    make: Arc<dyn Fn() -> K::Projection + Send + Sync>,
+}
+
+impl<K: ReadModelKind> ProjectionDef for SqlProjectionDef<K> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -577,33 +847,47 @@ where
         self.tables
     }
 
+    fn backend(&self) -> &'static str {
+        K::BACKEND
+    }
+
     fn filter(&self) -> EventFilter {
-        SqliteProjection::filter(&(self.make)())
+        K::filter(&(self.make)())
     }
 
-    fn spawn(
-        &self,
+    fn spawn<'a>(
+        &'a self,
         store: AppStore,
-        path: &Path,
+        at: &'a ReadModelAt,
         options: ProjectionOptions,
-    ) -> anyhow::Result<(PositionWatch, Stop)> {
-        let target = SqliteReadModel::open(path, (self.make)())?;
-        let handle = ProjectionRunner::new(store, target, options).spawn();
-        let progress = handle.progress();
-        let stop: Stop = Box::new(move || {
-            Box::pin(async move {
-                handle.stop().await?;
-                Ok(())
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Running>> {
+        Box::pin(async move {
+            let target = K::open(at, (self.make)()).await?;
+            let database = K::database(&target);
+            let handle = ProjectionRunner::new(store, target, options).spawn();
+            let progress = handle.progress();
+            let stop: Stop = Box::new(move || {
+                Box::pin(async move {
+                    handle.stop().await?;
+                    Ok(())
+                })
+            });
+            Ok(Running {
+                progress,
+                stop,
+                database,
             })
-        });
-        Ok((progress, stop))
+        })
     }
 
-    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> SqliteReadModelEntry {
-        let make = Arc::clone(&self.make);
-        SqliteReadModelEntry::new(self.name.clone(), self.tables, path, options, move || {
-            make()
-        })
+    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> Option<SqliteReadModelEntry> {
+        K::admin_entry(
+            &self.name,
+            self.tables,
+            path,
+            options,
+            Arc::clone(&self.make),
+        )
     }
 
     fn replay<'a>(
@@ -612,12 +896,10 @@ where
         known: &'a crate::projections::Known,
         out: &'a mut Output,
     ) -> LocalFuture<'a, anyhow::Result<()>> {
-        Box::pin(crate::projections::replay(
-            settings,
-            known,
-            &*self.make,
-            out,
-        ))
+        Box::pin(async move {
+            let target = K::open(&known.at, (self.make)()).await?;
+            crate::projections::replay(settings, known, target, out).await
+        })
     }
 
     fn rebuild<'a>(
@@ -627,13 +909,15 @@ where
         drop_old: bool,
         out: &'a mut Output,
     ) -> LocalFuture<'a, anyhow::Result<()>> {
-        Box::pin(crate::projections::rebuild(
-            settings,
-            known,
-            &*self.make,
-            drop_old,
-            out,
-        ))
+        Box::pin(async move {
+            let admin = AnyReadModelAdmin::open(&known.at).await?;
+            let old = admin
+                .active(&known.name)
+                .await?
+                .map(|status| status.version);
+            let next = K::next_version(&known.at, (self.make)()).await?;
+            crate::projections::rebuild(settings, known, &admin, old, next, drop_old, out).await
+        })
     }
 
     fn verify<'a>(
@@ -642,12 +926,21 @@ where
         known: &'a crate::projections::Known,
         out: &'a mut Output,
     ) -> LocalFuture<'a, anyhow::Result<()>> {
-        Box::pin(crate::projections::verify(
-            settings,
-            known,
-            &*self.make,
-            out,
-        ))
+        Box::pin(async move {
+            if let ReadModelAt::File(path) = &known.at
+                && !path.exists()
+            {
+                anyhow::bail!(
+                    "{} has no read model at {} yet; run it or `mammoth projections replay {}`",
+                    known.name,
+                    path.display(),
+                    known.name
+                );
+            }
+            let admin = AnyReadModelAdmin::open(&known.at).await?;
+            let shadow = K::shadow(&known.at, (self.make)()).await?;
+            crate::projections::verify(settings, known, &admin, shadow, out).await
+        })
     }
 }
 

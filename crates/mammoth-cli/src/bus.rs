@@ -1,6 +1,7 @@
 //! `mammoth bus stats`, and opening the configured message bus for the bus commands (`bus`,
-//! `dlq`). The embedded bus lives in the event store's SQLite file; the broker buses (NATS
-//! JetStream, Redis Streams) are opened by [`crate::bus_backend`].
+//! `dlq`). The embedded bus lives beside the events (the SQLite file here; tables of a
+//! PostgreSQL or MySQL store, and the broker buses, NATS JetStream and Redis Streams, are opened
+//! by [`crate::bus_backend`]).
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -22,9 +23,8 @@ pub enum BusCommand {
     Stats,
 }
 
-/// Opens the configured bus: the embedded bus in the event store's SQLite file, or in the
-/// SQLite side file (`./mammoth-data/mammoth.db`) beside a PostgreSQL or MySQL store. Commands
-/// that only look (`must_exist`) refuse to create a database that is not there.
+/// Opens the embedded bus in the event store's SQLite file (the default path for a memory
+/// store). Commands that only look (`must_exist`) refuse to create a database that is not there.
 ///
 /// # Errors
 /// A [`ConfigProblem`] for a bus this build cannot open; the bus's own error otherwise.
@@ -37,8 +37,6 @@ pub fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<SqliteBus> 
         ))
         .into());
     }
-    // On SQLite the bus shares the event store's file; beside a PostgreSQL or MySQL store it
-    // lives in the SQLite side file (the default path), local to this machine.
     let path = &settings.store.sqlite_path;
     if must_exist && !path.exists() {
         anyhow::bail!(

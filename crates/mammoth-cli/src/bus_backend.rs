@@ -1,30 +1,37 @@
 //! [`AnyBus`]: the message bus `[message_bus] backend` names, opened for the bus commands
-//! (`mammoth bus stats`, `mammoth dlq ...`): the embedded bus in the SQLite event store's file,
-//! NATS JetStream, or Redis Streams. The commands work the same on each; the type is erased
+//! (`mammoth bus stats`, `mammoth dlq ...`): the embedded bus beside the events (in the SQLite
+//! file, or in tables of the PostgreSQL or MySQL store), NATS JetStream, or Redis Streams. The commands work the same on each; the type is erased
 //! once, here, as sqlx's `Any` does. It is also the outbox relay's target ([`RelayTarget`]), so
 //! `mammoth demo` runs its saga on whichever bus is configured.
 
 use std::time::Duration;
 
-use mammoth_config::{MessageBusBackend, MessageBusConfig};
+use mammoth_config::{EventStoreBackend, MessageBusBackend, MessageBusConfig};
 use mammoth_core::Position;
 use mammoth_core::bus::{
     BusConsumer, BusError, ConsumerGroup, DeadLetter, DeadLetterFilter, Delivery, Failure,
     MessageBus, NackOutcome, OutgoingMessage, Published, RelayTarget, SubscribeOptions, Topic,
     TopicStats,
 };
+use mammoth_mysql::bus::{MysqlBus, MysqlBusOptions};
 use mammoth_nats::{NatsBus, NatsBusOptions};
+use mammoth_postgres::bus::{PgBus, PgBusOptions};
 use mammoth_redis::{RedisBus, RedisBusOptions};
 use mammoth_sqlite::SqliteBus;
 
 use crate::exit::ConfigProblem;
 use crate::settings::Settings;
+use crate::store::{Access, AnyStore};
 
 /// The configured message bus.
 #[derive(Clone, Debug)]
 pub enum AnyBus {
     /// The embedded bus, in the event store's SQLite file.
     Sqlite(SqliteBus),
+    /// The embedded bus, in tables of the PostgreSQL event store's schema.
+    Postgres(PgBus),
+    /// The embedded bus, in tables of the MySQL event store's database.
+    Mysql(MysqlBus),
     /// NATS JetStream.
     Nats(NatsBus),
     /// Redis Streams.
@@ -34,8 +41,12 @@ pub enum AnyBus {
 /// A consumer of an [`AnyBus`].
 #[derive(Clone, Debug)]
 pub enum AnyConsumer {
-    /// Of the embedded bus.
+    /// Of the embedded bus in SQLite.
     Sqlite(<SqliteBus as MessageBus>::Consumer),
+    /// Of the embedded bus in PostgreSQL.
+    Postgres(<PgBus as MessageBus>::Consumer),
+    /// Of the embedded bus in MySQL.
+    Mysql(<MysqlBus as MessageBus>::Consumer),
     /// Of NATS JetStream.
     Nats(<NatsBus as MessageBus>::Consumer),
     /// Of Redis Streams.
@@ -46,7 +57,18 @@ impl AnyBus {
     /// The backend's name, as `[message_bus] backend` spells it.
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Self::Sqlite(_) => "embedded",
+            Self::Sqlite(_) | Self::Postgres(_) | Self::Mysql(_) => "embedded",
+            Self::Nats(_) => "nats",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    /// Where the messages are: `embedded (sqlite)`, `embedded (postgres)`, `nats`, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "embedded (sqlite)",
+            Self::Postgres(_) => "embedded (postgres)",
+            Self::Mysql(_) => "embedded (mysql)",
             Self::Nats(_) => "nats",
             Self::Redis(_) => "redis",
         }
@@ -54,15 +76,65 @@ impl AnyBus {
 }
 
 /// Opens the bus `settings` configure. Commands that only look (`must_exist`) refuse to
-/// create an embedded database that is not there.
+/// create an embedded database that is not there. The embedded bus beside a PostgreSQL or
+/// MySQL store opens the store for it; [`open_on`] shares one already open.
 ///
 /// # Errors
 /// A [`ConfigProblem`] for a section that cannot be used; the driver's error when the broker
-/// cannot be reached.
+/// or the database cannot be reached.
 pub async fn open(settings: &Settings, must_exist: bool) -> anyhow::Result<AnyBus> {
-    let config = &settings.config.message_bus;
+    let embedded = settings.config.message_bus.backend == MessageBusBackend::Embedded;
+    if embedded
+        && matches!(
+            settings.store.backend,
+            EventStoreBackend::Postgres | EventStoreBackend::Mysql
+        )
+    {
+        let access = if must_exist {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        let store = crate::store::open(&settings.store, access).await?;
+        return open_on(settings, &store, must_exist).await;
+    }
+    if embedded {
+        return Ok(AnyBus::Sqlite(crate::bus::open(settings, must_exist)?));
+    }
+    open_broker(&settings.config.message_bus).await
+}
+
+/// As [`open`], with the embedded bus in the tables of `store` when it is PostgreSQL or
+/// MySQL (sharing its connection pool).
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_on(
+    settings: &Settings,
+    store: &AnyStore,
+    must_exist: bool,
+) -> anyhow::Result<AnyBus> {
+    match (settings.config.message_bus.backend, store) {
+        (MessageBusBackend::Embedded, AnyStore::Postgres(pg)) => {
+            Ok(AnyBus::Postgres(PgBus::new(pg, PgBusOptions::default())))
+        }
+        (MessageBusBackend::Embedded, AnyStore::Mysql(mysql)) => Ok(AnyBus::Mysql(MysqlBus::new(
+            mysql,
+            MysqlBusOptions::default(),
+        ))),
+        (MessageBusBackend::Embedded, _) => {
+            Ok(AnyBus::Sqlite(crate::bus::open(settings, must_exist)?))
+        }
+        _ => open_broker(&settings.config.message_bus).await,
+    }
+}
+
+/// Connects to the broker `[message_bus]` names (NATS JetStream or Redis Streams).
+async fn open_broker(config: &MessageBusConfig) -> anyhow::Result<AnyBus> {
     match config.backend {
-        MessageBusBackend::Embedded => Ok(AnyBus::Sqlite(crate::bus::open(settings, must_exist)?)),
+        MessageBusBackend::Embedded => {
+            anyhow::bail!("message_bus: the embedded bus is not a broker")
+        }
         MessageBusBackend::NatsJetstream => {
             let url = broker_url(config)?;
             let options = nats_options(config);
@@ -133,6 +205,8 @@ macro_rules! each {
     ($enum:ident, $self:expr, $bus:ident => $call:expr) => {
         match $self {
             $enum::Sqlite($bus) => $call,
+            $enum::Postgres($bus) => $call,
+            $enum::Mysql($bus) => $call,
             $enum::Nats($bus) => $call,
             $enum::Redis($bus) => $call,
         }
@@ -158,6 +232,10 @@ impl MessageBus for AnyBus {
     ) -> Result<AnyConsumer, BusError> {
         Ok(match self {
             Self::Sqlite(bus) => AnyConsumer::Sqlite(bus.subscribe(topic, group, options).await?),
+            Self::Postgres(bus) => {
+                AnyConsumer::Postgres(bus.subscribe(topic, group, options).await?)
+            }
+            Self::Mysql(bus) => AnyConsumer::Mysql(bus.subscribe(topic, group, options).await?),
             Self::Nats(bus) => AnyConsumer::Nats(bus.subscribe(topic, group, options).await?),
             Self::Redis(bus) => AnyConsumer::Redis(bus.subscribe(topic, group, options).await?),
         })

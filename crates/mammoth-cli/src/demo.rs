@@ -191,6 +191,8 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         }
     } else {
         let store = AnyStore::open(&settings.store, Access::ReadWrite).await?;
+        // The embedded bus goes into the store's own tables; a broker is connected to.
+        let bus = bus_backend::open_on(&settings, &store, false).await?;
         let outcome = match &store {
             AnyStore::Postgres(pg) => {
                 let stores = RunStores {
@@ -200,7 +202,7 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
                     checkpoints: PgCheckpointStore::new(pg),
                     label: format!("postgres (schema {:?})", pg.schema()),
                 };
-                run_on_sql(options, stores, broker, &settings, &bar).await
+                run_on_sql(options, stores, bus, &settings, &bar).await
             }
             AnyStore::Mysql(my) => {
                 let stores = RunStores {
@@ -210,7 +212,7 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
                     checkpoints: MysqlCheckpointStore::new(my),
                     label: format!("mysql (database {:?})", my.database()),
                 };
-                run_on_sql(options, stores, broker, &settings, &bar).await
+                run_on_sql(options, stores, bus, &settings, &bar).await
             }
             other => Err(ConfigProblem(format!(
                 "mammoth demo cannot run on event_store.backend \"{}\"; use sqlite, postgres or mysql",
@@ -249,12 +251,12 @@ pub async fn run(args: DemoArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the demo on a SQL server's `stores`, with the embedded bus in the data directory or
-/// on the broker `broker` names.
+/// Runs the demo on a SQL server's `stores` with `bus`: the embedded bus in the server's own
+/// tables, or a broker.
 async fn run_on_sql<S, N, T, C>(
     options: DemoOptions,
     stores: RunStores<S, N, T, C>,
-    broker: Option<&str>,
+    bus: bus_backend::AnyBus,
     settings: &settings::Settings,
     bar: &Bar,
 ) -> anyhow::Result<DemoReport>
@@ -265,24 +267,18 @@ where
     C: CheckpointStore + Clone + 'static,
 {
     let where_ = stores.label.clone();
-    let report = match broker {
-        None => {
-            bar.message(&format!(
-                "event store: {where_} (with snapshots, saga timers and checkpoints); message bus: embedded, in the data directory"
-            ));
-            demo_sql::run_on_store(options, stores, bar).await?
-        }
-        Some(label) => {
-            let bus = bus_backend::open(settings, false).await?;
+    let label = bus.label();
+    let at = match bus {
+        bus_backend::AnyBus::Nats(_) | bus_backend::AnyBus::Redis(_) => {
             let url = settings.config.message_bus.broker_url().unwrap_or_default();
-            bar.message(&format!(
-                "event store: {where_} (with snapshots, saga timers and checkpoints); message bus: {label} at {}",
-                bus_backend::redacted(&url)
-            ));
-            demo_sql::run_on_store_with_bus(options, stores, bus, label, bar).await?
+            format!(" at {}", bus_backend::redacted(&url))
         }
+        _ => " (beside the events)".to_owned(),
     };
-    Ok(report)
+    bar.message(&format!(
+        "event store: {where_} (with snapshots, saga timers and checkpoints); message bus: {label}{at}"
+    ));
+    Ok(demo_sql::run_on_store_with_bus(options, stores, bus, label, bar).await?)
 }
 
 fn print_summary(out: &mut Output, report: &DemoReport) -> anyhow::Result<()> {

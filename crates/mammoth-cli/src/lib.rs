@@ -17,6 +17,7 @@ mod events;
 mod exit;
 mod output;
 mod projections;
+mod read_models;
 mod sagas;
 mod serve;
 mod settings;
@@ -32,8 +33,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-pub use app::{App, AppContext, AppStore, ReadModel};
+pub use app::{App, AppContext, AppStore, ReadModel, ReadModelDatabase};
 pub use bus_backend::{AnyBus, AnyConsumer};
+pub use read_models::{AnyReadModelAdmin, ReadModelAt};
 pub use store::AnyStore;
 
 use crate::cli::{Cli, Command};

@@ -11,23 +11,22 @@
 //! read-model file, written in the same transaction as their rows: `checkpoint` applies to
 //! non-SQL handlers only, and `list` says where the checkpoint is.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mammoth_core::{EventStore, ProjectionError, ProjectionState};
+use mammoth_core::{EventStore, ProjectionError, ProjectionState, ProjectionTarget};
 use mammoth_runtime::projection::{self, OnFailure, ProjectionOptions, ProjectionRunner};
 use mammoth_sqlite::read_model::ReadModelStatus;
-use mammoth_sqlite::{ReadModelAdmin, SqliteProjection, SqliteReadModel};
 use serde::Serialize;
 
 use crate::app::{App, ProjectionDef, projection_settings};
 use crate::cli::GlobalOptions;
-use crate::exit::UsageError;
+use crate::exit::{ConfigProblem, UsageError};
 use crate::output::{Columns, Output, thousands};
+use crate::read_models::{AnyReadModelAdmin, ReadModelAt};
 use crate::settings::{self, Settings};
 use crate::store::{self, Access};
 
@@ -77,25 +76,51 @@ pub enum ProjectionsCommand {
 pub(crate) struct Known {
     pub(crate) name: String,
     pub(crate) tables: &'static [&'static str],
-    pub(crate) path: PathBuf,
+    pub(crate) at: ReadModelAt,
     pub(crate) options: ProjectionOptions,
-    def: Arc<dyn ProjectionDef>,
+    pub(crate) def: Arc<dyn ProjectionDef>,
 }
 
-fn known(settings: &Settings, app: &App) -> Vec<Known> {
-    app.projection_defs()
-        .iter()
-        .map(|def| {
-            let (path, options) = projection_settings(settings, def.name());
-            Known {
-                name: def.name().to_owned(),
-                tables: def.tables(),
-                path,
-                options,
-                def: Arc::clone(def),
-            }
-        })
-        .collect()
+/// The app's projections by name, each with the registration for the database its
+/// `read_dsn` names.
+///
+/// # Errors
+/// A [`ConfigProblem`] for a `read_dsn` that cannot be read, or that names a database the app
+/// registered no implementation of the projection for.
+pub(crate) fn known(settings: &Settings, app: &App) -> anyhow::Result<Vec<Known>> {
+    let mut names: Vec<&str> = Vec::new();
+    for def in app.projection_defs() {
+        if !names.contains(&def.name()) {
+            names.push(def.name());
+        }
+    }
+    let mut all = Vec::new();
+    for name in names {
+        let (at, options) = projection_settings(settings, name)?;
+        let registered: Vec<&Arc<dyn ProjectionDef>> = app
+            .projection_defs()
+            .iter()
+            .filter(|def| def.name() == name)
+            .collect();
+        let Some(def) = registered.iter().find(|def| def.backend() == at.backend()) else {
+            let kinds: Vec<&str> = registered.iter().map(|def| def.backend()).collect();
+            return Err(ConfigProblem(format!(
+                "[projections.{name}] read_dsn puts the read model in {} ({}), but this binary has the {name} projection for {} only; point read_dsn at one of those",
+                at.backend(),
+                at.describe(),
+                kinds.join(", ")
+            ))
+            .into());
+        };
+        all.push(Known {
+            name: name.to_owned(),
+            tables: def.tables(),
+            at,
+            options,
+            def: Arc::clone(def),
+        });
+    }
+    Ok(all)
 }
 
 /// The projection called `name`; an unknown name is a usage error (exit code 2).
@@ -144,7 +169,7 @@ pub async fn run(
     app: &App,
 ) -> anyhow::Result<()> {
     let settings = settings::load(global.config.as_deref())?;
-    let all = known(&settings, app);
+    let all = known(&settings, app)?;
     let mut out = Output::new(global.json);
     match command {
         ProjectionsCommand::List => list(&all, &mut out),
@@ -153,7 +178,10 @@ pub async fn run(
         }
         ProjectionsCommand::Pause { name } => {
             let known = find(&all, &name)?;
-            ReadModelAdmin::open(&known.path)?.pause(&known.name)?;
+            AnyReadModelAdmin::open(&known.at)
+                .await?
+                .pause(&known.name)
+                .await?;
             out.line(format!(
                 "asked {name} to pause; `mammoth projections status` shows when it has"
             ))?;
@@ -161,7 +189,10 @@ pub async fn run(
         }
         ProjectionsCommand::Resume { name } => {
             let known = find(&all, &name)?;
-            ReadModelAdmin::open(&known.path)?.resume(&known.name)?;
+            AnyReadModelAdmin::open(&known.at)
+                .await?
+                .resume(&known.name)
+                .await?;
             out.line(format!("asked {name} to resume"))?;
             out.flush()
         }
@@ -189,7 +220,7 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
             .iter()
             .map(|k| {
                 let filter = k.def.filter();
-                serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.path, "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size, "on_failure": on_failure_name(k.options.on_failure), "checkpoint": "read_model" })
+                serde_json::json!({ "name": k.name, "tables": k.tables, "read_model": k.at.describe(), "backend": k.at.backend(), "event_types": filter.event_types, "categories": filter.categories, "batch_size": k.options.batch_size, "on_failure": on_failure_name(k.options.on_failure), "checkpoint": "read_model" })
             })
             .collect();
         out.json_document(&rows)?;
@@ -207,7 +238,7 @@ fn list(all: &[Known], out: &mut Output) -> anyhow::Result<()> {
             known.name.clone(),
             known.def.filter().event_types.join(","),
             known.tables.join(","),
-            known.path.display().to_string(),
+            known.at.describe(),
             on_failure_name(known.options.on_failure).to_owned(),
         ]);
     }
@@ -237,10 +268,9 @@ async fn status(
         .iter()
         .filter(|k| only.is_none_or(|name| name == k.name))
     {
-        let stored: Vec<ReadModelStatus> = if known.path.exists() {
-            ReadModelAdmin::open(&known.path)?.status()?
-        } else {
-            Vec::new()
+        let stored: Vec<ReadModelStatus> = match &known.at {
+            ReadModelAt::File(path) if !path.exists() => Vec::new(),
+            at => AnyReadModelAdmin::open(at).await?.status().await?,
         };
         let mine: Vec<_> = stored
             .into_iter()
@@ -338,17 +368,17 @@ fn bar(visible: bool, label: &str) -> ProgressBar {
     bar
 }
 
-/// `projections replay NAME`: empties the read model and replays the log into it, in place.
-pub(crate) async fn replay<P: SqliteProjection>(
+/// `projections replay NAME`: empties the read model and replays the log into `target` (its
+/// active version), in place.
+pub(crate) async fn replay<T: ProjectionTarget + 'static>(
     settings: &Settings,
     known: &Known,
-    make: &dyn Fn() -> P,
+    target: T,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
-    let mut admin = ReadModelAdmin::open(&known.path)?;
-    let target = SqliteReadModel::open(&known.path, make())?;
-    admin.reset(&known.name, known.tables)?;
+    let admin = AnyReadModelAdmin::open(&known.at).await?;
+    admin.reset(&known.name, known.tables).await?;
     let progress = bar(!out.is_json(), &format!("replaying {}", known.name));
     let started = std::time::Instant::now();
     let mut runner = ProjectionRunner::new(store, target, known.options);
@@ -382,21 +412,21 @@ fn report_done(
     out.flush()
 }
 
-/// `projections rebuild NAME`: blue-green, a new version beside the serving one.
-pub(crate) async fn rebuild<P: SqliteProjection>(
+/// `projections rebuild NAME`: blue-green, `next` (a new version) built beside the serving
+/// version `old`, switched to when caught up.
+pub(crate) async fn rebuild<T: ProjectionTarget + 'static>(
     settings: &Settings,
     known: &Known,
-    make: &dyn Fn() -> P,
+    admin: &AnyReadModelAdmin,
+    old: Option<u32>,
+    next: T,
     drop_old: bool,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
-    let mut admin = ReadModelAdmin::open(&known.path)?;
-    let old = admin.active(&known.name)?.map(|status| status.version);
-    let next = SqliteReadModel::next_version(&known.path, make())?;
     let progress = bar(!out.is_json(), &format!("rebuilding {}", known.name));
     let started = std::time::Instant::now();
-    let mut version = 0;
+    let version = std::cell::Cell::new(0);
     let reached = projection::rebuild(
         store,
         next,
@@ -405,24 +435,25 @@ pub(crate) async fn rebuild<P: SqliteProjection>(
             progress.set_length(head);
             progress.set_position(checkpoint);
         },
-        || {
-            let switched = admin.status().and_then(|all| {
-                version = all
-                    .iter()
-                    .filter(|s| s.name == known.name)
-                    .map(|s| s.version)
-                    .max()
-                    .unwrap_or(0);
-                admin.switch(&known.name, known.tables, version)
-            });
-            std::future::ready(switched)
+        || async {
+            let newest = admin
+                .status()
+                .await?
+                .iter()
+                .filter(|s| s.name == known.name)
+                .map(|s| s.version)
+                .max()
+                .unwrap_or(0);
+            version.set(newest);
+            admin.switch(&known.name, known.tables, newest).await
         },
     )
     .await
     .with_context(|| format!("rebuilding {}", known.name))?;
     progress.finish_and_clear();
+    let version = version.get();
     if let (true, Some(old)) = (drop_old, old) {
-        admin.drop_version(&known.name, known.tables, old)?;
+        admin.drop_version(&known.name, known.tables, old).await?;
     }
     if !out.is_json() {
         let old = match (old, drop_old) {
@@ -438,33 +469,24 @@ pub(crate) async fn rebuild<P: SqliteProjection>(
     report_done(out, "rebuilt", &known.name, reached, started.elapsed())
 }
 
-/// `projections verify NAME`: a shadow rebuilt from zero, diffed with the live read model.
-pub(crate) async fn verify<P: SqliteProjection>(
+/// `projections verify NAME`: `shadow` rebuilt from zero, diffed with the live read model.
+pub(crate) async fn verify<T: ProjectionTarget + 'static>(
     settings: &Settings,
     known: &Known,
-    make: &dyn Fn() -> P,
+    admin: &AnyReadModelAdmin,
+    shadow: T,
     out: &mut Output,
 ) -> anyhow::Result<()> {
     let store = store::open(&settings.store, Access::ReadOnly).await?;
-    if !known.path.exists() {
-        bail!(
-            "{} has no read model at {} yet; run it or `mammoth projections replay {}`",
-            known.name,
-            known.path.display(),
-            known.name
-        );
-    }
-    let admin = std::cell::RefCell::new(ReadModelAdmin::open(&known.path)?);
-    let shadow = SqliteReadModel::shadow(&known.path, make())?;
     let report = projection::verify(
         store,
         shadow,
         known.options,
-        || admin.borrow().live_checkpoint(&known.name),
-        || admin.borrow_mut().diff_shadow(&known.name, known.tables),
+        || admin.live_checkpoint(&known.name),
+        || admin.diff_shadow(&known.name, known.tables),
     )
     .await?;
-    admin.borrow().drop_shadow(&known.name, known.tables)?;
+    admin.drop_shadow(&known.name, known.tables).await?;
     if out.is_json() {
         out.json_document(&report)?;
     } else if report.is_clean() {

@@ -84,9 +84,9 @@ pub(crate) async fn serve(
     let settings = Arc::new(settings);
     let store = store::open(&settings.store, Access::ReadWrite).await?;
     let backend = store.backend_name();
-    let (bus, bus_note) = match bus_backend::open(&settings, false).await {
+    let (bus, bus_note) = match bus_backend::open_on(&settings, &store, false).await {
         Ok(bus) => {
-            let label = bus.backend_name();
+            let label = bus.label();
             (
                 Some(bus),
                 format!("{label} bus: /admin/dead-letters, /admin/bus/stats"),

@@ -1,6 +1,6 @@
 //! `mammoth status`: one screen of everything — the store's head and event count, the SQL
-//! projections with their lag and state (in the default read-model file and in each file the
-//! app's projections are configured to), the saga runners' checkpoints, the sagas per type and
+//! projections with their lag and state (in the default read-model file and wherever the app's
+//! projections are configured to: other files, PostgreSQL schemas, MySQL databases), the saga runners' checkpoints, the sagas per type and
 //! status, and the bus's depth and dead letters. A part that cannot be read says why and the
 //! rest is still shown.
 
@@ -10,7 +10,6 @@ use mammoth_core::bus::MessageBus as _;
 use mammoth_core::{CheckpointStore as _, EventStore};
 use mammoth_mysql::MysqlCheckpointStore;
 use mammoth_postgres::PgCheckpointStore;
-use mammoth_sqlite::ReadModelAdmin;
 use mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH;
 use mammoth_sqlite::saga::SagaCount;
 use serde::Serialize;
@@ -18,6 +17,7 @@ use serde::Serialize;
 use crate::app::{App, projection_settings};
 use crate::cli::GlobalOptions;
 use crate::output::{Output, thousands};
+use crate::read_models::{AnyReadModelAdmin, ReadModelAt};
 use crate::settings::{self, Settings};
 use crate::store::{self, Access, AnyStore};
 
@@ -64,13 +64,26 @@ pub async fn run(global: &GlobalOptions, app: &App) -> anyhow::Result<()> {
         events: stats.event_count,
         ..Report::default()
     };
-    // The default read-model file and every file the app's projections are configured to.
-    let mut files = std::collections::BTreeSet::from([PathBuf::from(DEFAULT_READ_MODEL_PATH)]);
+    // The default read-model file and everywhere the app's projections are configured to.
+    let mut places = vec![ReadModelAt::File(PathBuf::from(DEFAULT_READ_MODEL_PATH))];
     for def in app.projection_defs() {
-        files.insert(projection_settings(&settings, def.name()).0);
+        match projection_settings(&settings, def.name()) {
+            Ok((at, _)) if !places.contains(&at) => places.push(at),
+            Ok(_) => {}
+            Err(error) => report.problems.push(format!("{error:#}")),
+        }
     }
-    for models in files.iter().filter(|path| path.exists()) {
-        match ReadModelAdmin::open(models).and_then(|admin| admin.status()) {
+    for models in &places {
+        if let ReadModelAt::File(path) = models
+            && !path.exists()
+        {
+            continue;
+        }
+        let rows = match AnyReadModelAdmin::open(models).await {
+            Ok(admin) => admin.status().await.map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        match rows {
             Ok(rows) => {
                 for row in rows.into_iter().filter(|row| row.active) {
                     report.projections.push(ProjectionLine {
@@ -83,7 +96,7 @@ pub async fn run(global: &GlobalOptions, app: &App) -> anyhow::Result<()> {
             }
             Err(error) => report
                 .problems
-                .push(format!("projections in {}: {error}", models.display())),
+                .push(format!("projections in {}: {error:#}", models.describe())),
         }
     }
     match saga_checkpoints(&settings, &store).await {
@@ -104,7 +117,7 @@ pub async fn run(global: &GlobalOptions, app: &App) -> anyhow::Result<()> {
         Ok(counts) => report.sagas = counts,
         Err(error) => report.problems.push(format!("sagas: {error:#}")),
     }
-    match crate::bus::open_configured(&settings, true).await {
+    match crate::bus_backend::open_on(&settings, &store, true).await {
         Ok(bus) => match bus.stats().await {
             Ok(topics) => {
                 let mut line = BusLine {

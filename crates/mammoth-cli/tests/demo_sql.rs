@@ -1,7 +1,7 @@
 //! `mammoth demo` with its event store on a SQL server: PostgreSQL (`MAMMOTH_TEST_POSTGRES_URL`)
 //! and MariaDB/MySQL (`MAMMOTH_TEST_MYSQL_URL`). The events, snapshots, saga timers and the
-//! saga runner's checkpoint live in the server (each test in a schema or database of its own,
-//! dropped at the end); the embedded bus and the read models stay in the data directory.
+//! saga runner's checkpoint and the embedded bus live in the server (each test in a schema or
+//! database of its own, dropped at the end); the read models stay in the data directory.
 //! Without the URL a test is skipped with a note; under `CI=true` a missing URL fails it.
 
 mod support;
@@ -87,6 +87,15 @@ fn demo_runs_twice_and_resets_on(sandbox: &Sandbox, backend: &str, name: &str) {
     assert!(
         !sandbox.path().join("demo").join("mammoth.db").exists(),
         "no SQLite event store is written"
+    );
+    assert!(
+        !sandbox.path().join("demo").join("bus.db").exists(),
+        "the embedded bus is in the server, not in a SQLite file"
+    );
+    let bus = first["message_bus"].as_str().expect("message_bus");
+    assert!(
+        bus.starts_with(&format!("embedded ({backend})")),
+        "the embedded bus is in the server's tables: {bus}"
     );
     let second = demo_ok(sandbox, dir, 2);
     assert_eq!(second["reused"], true);

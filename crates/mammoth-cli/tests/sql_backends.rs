@@ -335,7 +335,7 @@ fn serve_runs_the_order_saga_on_postgres_with_its_deadlines_and_checkpoint_besid
         return;
     };
     serve_runs_the_order_app(&sandbox);
-    saga_state_is_not_in_the_side_file(&sandbox);
+    saga_and_bus_state_are_beside_the_events(&sandbox);
     saga_runner_is_on_the_status_screen(&sandbox);
 }
 
@@ -360,27 +360,38 @@ fn serve_runs_the_order_saga_on_mysql_with_its_deadlines_and_checkpoint_beside_t
         return;
     };
     serve_runs_the_order_app(&sandbox);
-    saga_state_is_not_in_the_side_file(&sandbox);
+    saga_and_bus_state_are_beside_the_events(&sandbox);
     saga_runner_is_on_the_status_screen(&sandbox);
 }
 
-/// The saga runner's checkpoint and deadlines went to the SQL server's own tables: the SQLite
-/// side file (which holds the embedded bus) has none.
-fn saga_state_is_not_in_the_side_file(sandbox: &Sandbox) {
+/// The saga runner's checkpoint and deadlines and the embedded bus went to the SQL server's
+/// own tables: no SQLite side file holds any of them, and `mammoth bus stats` (which opens the
+/// bus in the server) counts the topics the flow used.
+fn saga_and_bus_state_are_beside_the_events(sandbox: &Sandbox) {
     let side = sandbox.path().join("mammoth-data").join("mammoth.db");
-    let conn = rusqlite::Connection::open(&side).expect("the embedded bus's side file");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get(0))
-                .and_then(|rows| rows.collect())
-        })
-        .expect("list tables");
-    for table in ["checkpoints", "saga_timers"] {
-        assert!(
-            !tables.iter().any(|name| name == table),
-            "{table} is in the side file: {tables:?}"
-        );
+    if side.exists() {
+        let conn = rusqlite::Connection::open(&side).expect("open the side file");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(|rows| rows.collect())
+            })
+            .expect("list tables");
+        for table in ["checkpoints", "saga_timers", "bus_messages"] {
+            assert!(
+                !tables.iter().any(|name| name == table),
+                "{table} is in the side file: {tables:?}"
+            );
+        }
     }
+    let stats = sandbox.run(&["bus", "stats", "--json"]).json();
+    let topics = stats.as_array().expect("bus stats is a list");
+    assert!(
+        topics
+            .iter()
+            .any(|row| row["messages"].as_u64().unwrap_or(0) > 0),
+        "the server's bus tables hold the flow's messages: {stats}"
+    );
 }

@@ -24,10 +24,12 @@
 //! this way and what was measured.
 
 mod admin;
+pub mod bus;
 mod checkpoint;
 mod error;
 mod listen;
 mod read;
+pub mod read_model;
 pub mod schema;
 mod snapshot;
 mod store;

@@ -88,13 +88,17 @@ where
                 store,
                 shadow,
                 entry.options,
-                || match admin.lock() {
-                    Ok(admin) => admin.live_checkpoint(&entry.name),
-                    Err(_) => Err(poisoned(&entry.name)),
+                || {
+                    std::future::ready(match admin.lock() {
+                        Ok(admin) => admin.live_checkpoint(&entry.name),
+                        Err(_) => Err(poisoned(&entry.name)),
+                    })
                 },
-                || match admin.lock() {
-                    Ok(mut admin) => admin.diff_shadow(&entry.name, &tables),
-                    Err(_) => Err(poisoned(&entry.name)),
+                || {
+                    std::future::ready(match admin.lock() {
+                        Ok(mut admin) => admin.diff_shadow(&entry.name, &tables),
+                        Err(_) => Err(poisoned(&entry.name)),
+                    })
                 },
             )
             .await?;

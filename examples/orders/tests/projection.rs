@@ -152,8 +152,8 @@ async fn verify_reports_rows_changed_behind_the_projections_back() {
                 store,
                 shadow,
                 ProjectionOptions::default(),
-                || admin.borrow().live_checkpoint(NAME),
-                || admin.borrow_mut().diff_shadow(NAME, TABLES),
+                || std::future::ready(admin.borrow().live_checkpoint(NAME)),
+                || std::future::ready(admin.borrow_mut().diff_shadow(NAME, TABLES)),
             )
             .await
             .unwrap()

@@ -127,8 +127,8 @@ async fn the_read_model_equals_a_fresh_replay_after_repeated_sigkill() {
         store.clone(),
         shadow,
         ProjectionOptions::default(),
-        || admin.borrow().live_checkpoint(NAME),
-        || admin.borrow_mut().diff_shadow(NAME, TABLES),
+        || std::future::ready(admin.borrow().live_checkpoint(NAME)),
+        || std::future::ready(admin.borrow_mut().diff_shadow(NAME, TABLES)),
     )
     .await
     .unwrap();

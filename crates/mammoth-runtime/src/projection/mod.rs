@@ -198,7 +198,7 @@ where
 /// # Errors
 /// A failing event, store failures, or a live read model that never holds still for 1,000
 /// rounds.
-pub async fn verify<S, T, R, L, D>(
+pub async fn verify<S, T, R, L, LF, D, DF>(
     store: S,
     shadow: T,
     options: ProjectionOptions,
@@ -208,14 +208,16 @@ pub async fn verify<S, T, R, L, D>(
 where
     S: mammoth_core::EventStore + 'static,
     T: mammoth_core::ProjectionTarget + 'static,
-    L: FnMut() -> Result<Position, ProjectionError>,
-    D: FnMut() -> Result<Option<R>, ProjectionError>,
+    L: FnMut() -> LF,
+    LF: std::future::Future<Output = Result<Position, ProjectionError>>,
+    D: FnMut() -> DF,
+    DF: std::future::Future<Output = Result<Option<R>, ProjectionError>>,
 {
     let mut runner = ProjectionRunner::new(store, shadow, options);
     for _ in 0..1_000 {
-        let target = live()?;
+        let target = live().await?;
         runner.catch_up(Some(target), |_, _| {}).await?;
-        if let Some(report) = diff()? {
+        if let Some(report) = diff().await? {
             return Ok(report);
         }
     }

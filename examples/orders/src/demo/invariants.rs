@@ -423,8 +423,8 @@ pub async fn projection_matches_replay<S: EventStore + Clone + 'static>(
         store.clone(),
         shadow,
         ProjectionOptions::default(),
-        || admin.borrow().live_checkpoint(NAME),
-        || admin.borrow_mut().diff_shadow(NAME, TABLES),
+        || std::future::ready(admin.borrow().live_checkpoint(NAME)),
+        || std::future::ready(admin.borrow_mut().diff_shadow(NAME, TABLES)),
     )
     .await?;
     let _ = admin.borrow().drop_shadow(NAME, TABLES);
