@@ -256,36 +256,47 @@ impl MysqlBus {
     }
 
     /// Publishes through the group commit task (started on first use), or in a transaction
-    /// of its own outside a tokio runtime.
+    /// of its own outside a tokio runtime or when the task is gone (its runtime shut down).
     async fn publish_grouped(
         &self,
         topic: &Topic,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<Published>, BusError> {
         let window = self.shared.options.dedup_window;
-        if tokio::runtime::Handle::try_current().is_err() {
-            return transaction!(self, "publishing", |tx| publish::publish(
-                tx,
-                self.d(),
-                topic,
-                &messages,
-                window
-            ));
-        }
-        let queue = self
-            .shared
-            .publisher
-            .get_or_init(|| combine::spawn(self.shared.db.clone(), window));
-        let (reply, result) = oneshot::channel();
-        let job = combine::Job {
-            topic: topic.clone(),
-            messages,
-            reply,
+        let messages = if tokio::runtime::Handle::try_current().is_ok() {
+            let queue = self
+                .shared
+                .publisher
+                .get_or_init(|| combine::spawn(self.shared.db.clone(), window));
+            let (reply, result) = oneshot::channel();
+            let job = combine::Job {
+                topic: topic.clone(),
+                messages,
+                reply,
+            };
+            match queue.send(job) {
+                Ok(()) => {
+                    return result.await.map_err(|_| {
+                        BusError::backend(
+                            BACKEND,
+                            "publishing",
+                            "the publish task stopped before replying (its runtime shut down); the messages may or may not be stored, so publish them again with the same ids",
+                            true,
+                        )
+                    })?;
+                }
+                Err(unsent) => unsent.0.messages,
+            }
+        } else {
+            messages
         };
-        let stopped =
-            || BusError::backend(BACKEND, "publishing", "the publish task stopped", false);
-        queue.send(job).map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        transaction!(self, "publishing", |tx| publish::publish(
+            tx,
+            self.d(),
+            topic,
+            &messages,
+            window
+        ))
     }
 
     /// Wakes this handle's waiting consumers.
