@@ -23,8 +23,11 @@ const GROUP_MESSAGES: usize = 1024;
 
 /// One publish waiting for the task.
 pub(crate) struct Job {
+    /// Where to publish.
     pub topic: Topic,
+    /// What, in order.
     pub messages: Vec<OutgoingMessage>,
+    /// The publisher's results, sent once its transaction committed (or failed).
     pub reply: oneshot::Sender<Result<Vec<Published>, BusError>>,
 }
 

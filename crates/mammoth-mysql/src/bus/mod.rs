@@ -3,9 +3,10 @@
 //! `mammoth serve` process sharing the database shares one bus. The semantics are the SQLite
 //! bus's (`mammoth_sqlite::SqliteBus`); what differs is how several writers are kept apart:
 //!
-//! - Sequence numbers count per topic and are assigned under the topic's `bus_topics` row
-//!   lock, taken first in every transaction that stores messages in the topic (publish,
-//!   relay, replay) and held until commit, as the event store's `log_head` is. Messages of a
+//! - Sequence numbers count per topic and are reserved with one statement on the topic's
+//!   `bus_topics` row, whose lock every transaction that stores messages in the topic
+//!   (publish, relay, replay) takes before storing them and holds until commit, as the event
+//!   store's `log_head` is. Messages of a
 //!   topic therefore commit in sequence order, and a group cursor that moved past sequence
 //!   `n` can never see a smaller one commit later (gap safety).
 //! - A receive locks its group's `bus_groups` row first, so the claims of one group run one
@@ -22,6 +23,7 @@
 //! - Consumers in this process are woken by a publish at once; consumers in other processes
 //!   poll (every `poll_interval`).
 
+mod claim;
 mod combine;
 mod consume;
 mod dead;
@@ -347,7 +349,7 @@ impl MessageBus for MysqlBus {
     ) -> Result<MysqlConsumer, BusError> {
         let start = options.start;
         let group_id = transaction!(self, "creating a consumer group", |tx| {
-            consume::group_id(tx, self.d(), topic, group, start)
+            claim::group_id(tx, self.d(), topic, group, start)
         })?;
         Ok(MysqlConsumer::new(
             self.clone(),
