@@ -1,54 +1,32 @@
-//! The seed's `OrderProjection`: an `orders` table (id, customer, total, status, created,
-//! cancelled and paid times) built from the order events, in a SQLite read-model file, and
-//! the [`GetOrderSummary`] query that reads it with read-your-writes.
-//!
-//! Unlike the seed's PHP, each batch of events and the checkpoint are written in one
-//! transaction (exactly once across crashes), old `OrderCreated` v1 events are upcast before
-//! they are applied, and times come from the events, so a replay builds the same rows.
-//!
-//! ```no_run
-//! # async fn demo(store: std::sync::Arc<mammoth_sqlite::SqliteEventStore>) -> Result<(), Box<dyn std::error::Error>> {
-//! use mammoth_example_orders::projection::OrderProjection;
-//! use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
-//! use mammoth_sqlite::SqliteReadModel;
-//!
-//! let target = SqliteReadModel::open("./mammoth-data/read_models.db", OrderProjection::new())?;
-//! let handle = ProjectionRunner::new(store, target, ProjectionOptions::default()).spawn();
-//! println!("lag: {}", handle.status().lag);
-//! # Ok(()) }
-//! ```
+//! The [`OrderProjection`] in a SQLite read-model file, and [`OrderSummaries`], which reads
+//! its `orders` view on a read-only connection with read-your-writes.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use mammoth_core::{EventFilter, RecordedEvent, Upcasters, decode_recorded};
-use mammoth_runtime::{Query, QueryBusBuilder, QueryError, ReadModelProgress};
+use mammoth_core::{EventFilter, RecordedEvent, Upcasters};
+use mammoth_runtime::{QueryBusBuilder, QueryError, ReadModelProgress};
 use mammoth_sqlite::read_model::{EventFailure, SqliteProjection, Tables};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
-use serde::Serialize;
 
-use crate::order::OrderEvent;
+use super::{
+    GetOrderSummary, Milestone, NAME, OrderSummary, RowChange, SUMMARY_COLUMNS, TABLES,
+    query_failed, row_changes,
+};
 use crate::versioning::upcasters;
-
-/// The projection's name: its key in the read-model file and in `mammoth.tsk`.
-pub const NAME: &str = "orders";
-
-/// The tables it owns.
-pub const TABLES: &[&str] = &["orders"];
-
-/// The event types it reads.
-pub const EVENT_TYPES: [&str; 4] = [
-    "OrderCreated",
-    "OrderCancelled",
-    "OrderPaid",
-    "OrderConfirmed",
-];
 
 /// The seed's `OrderProjection` as a [`SqliteProjection`].
 #[derive(Debug)]
 pub struct OrderProjection {
     upcasters: Upcasters,
-    sql: Option<(u32, [String; 4])>,
+    sql: Option<(u32, Statements)>,
+}
+
+/// The insert and the update of each [`Milestone`], for one version of the table.
+#[derive(Clone, Debug)]
+struct Statements {
+    insert: String,
+    reach: [String; 3],
 }
 
 impl Default for OrderProjection {
@@ -66,25 +44,22 @@ impl OrderProjection {
         }
     }
 
-    fn statements(&mut self, tables: &Tables) -> &[String; 4] {
+    fn statements(&mut self, tables: &Tables) -> &Statements {
         let version = tables.version();
         if self
             .sql
             .as_ref()
             .is_none_or(|(cached, _)| *cached != version)
         {
-            let table = tables.name("orders");
-            let update = |set: &str| format!("UPDATE \"{table}\" SET {set} WHERE id = ?1");
-            let sql = [
-                format!(
-                    "INSERT INTO \"{table}\" (id, customer, total_cents, status, created_at)
+            let table = format!("\"{}\"", tables.name("orders"));
+            let sql = Statements {
+                insert: format!(
+                    "INSERT INTO {table} (id, customer, total_cents, status, created_at)
                      VALUES (?1, ?2, ?3, 'pending', ?4)
                      ON CONFLICT (id) DO NOTHING"
                 ),
-                update("status = 'cancelled', cancelled_at = ?2"),
-                update("status = 'paid', paid_at = ?2"),
-                update("status = 'confirmed', confirmed_at = ?2"),
-            ];
+                reach: Milestone::ALL.map(|milestone| milestone.update_sql(&table, "?1", "?2")),
+            };
             self.sql = Some((version, sql));
         }
         match &self.sql {
@@ -95,35 +70,28 @@ impl OrderProjection {
 
     fn apply_one(
         tx: &Transaction<'_>,
-        sql: &[String; 4],
+        sql: &Statements,
         upcasters: &Upcasters,
         event: &RecordedEvent,
     ) -> Result<(), mammoth_core::HandlerError> {
-        let at = event.recorded_at_micros;
-        for decoded in decode_recorded::<OrderEvent>(event, upcasters)? {
-            match decoded {
-                OrderEvent::OrderCreated {
-                    order_id,
-                    customer_id,
+        for change in row_changes(event, upcasters)? {
+            match change {
+                RowChange::Insert {
+                    id,
+                    customer,
                     total_cents,
-                    ..
+                    created_at,
                 } => {
-                    let total = i64::try_from(total_cents)?;
-                    tx.prepare_cached(&sql[0])?.execute(params![
-                        order_id,
-                        customer_id,
-                        total,
-                        at
+                    tx.prepare_cached(&sql.insert)?.execute(params![
+                        id,
+                        customer,
+                        total_cents,
+                        created_at
                     ])?;
                 }
-                OrderEvent::OrderCancelled { order_id, .. } => {
-                    tx.prepare_cached(&sql[1])?.execute(params![order_id, at])?;
-                }
-                OrderEvent::OrderPaid { order_id, .. } => {
-                    tx.prepare_cached(&sql[2])?.execute(params![order_id, at])?;
-                }
-                OrderEvent::OrderConfirmed { order_id } => {
-                    tx.prepare_cached(&sql[3])?.execute(params![order_id, at])?;
+                RowChange::Reach { id, milestone, at } => {
+                    tx.prepare_cached(&sql.reach[milestone.index()])?
+                        .execute(params![id, at])?;
                 }
             }
         }
@@ -137,9 +105,7 @@ impl SqliteProjection for OrderProjection {
     }
 
     fn filter(&self) -> EventFilter {
-        EventFilter::all()
-            .with_categories(["order"])
-            .with_types(EVENT_TYPES)
+        super::filter()
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -177,36 +143,6 @@ impl SqliteProjection for OrderProjection {
     }
 }
 
-/// A row of the `orders` read model.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OrderSummary {
-    /// The order's id.
-    pub id: String,
-    /// Who ordered.
-    pub customer: String,
-    /// The total in cents.
-    pub total_cents: i64,
-    /// `pending`, `paid`, `confirmed` or `cancelled`.
-    pub status: String,
-    /// When it was created, in microseconds since the Unix epoch (the event's commit time).
-    pub created_at: i64,
-    /// When it was cancelled.
-    pub cancelled_at: Option<i64>,
-    /// When it was paid.
-    pub paid_at: Option<i64>,
-}
-
-/// Look an order up in the `orders` read model (not in the event store).
-#[derive(Clone, Debug)]
-pub struct GetOrderSummary {
-    /// The order's id.
-    pub order_id: String,
-}
-
-impl Query for GetOrderSummary {
-    type Output = Option<OrderSummary>;
-}
-
 /// Reads the `orders` view of a read-model file, on a read-only connection of its own.
 #[derive(Clone, Debug)]
 pub struct OrderSummaries {
@@ -228,10 +164,7 @@ impl OrderSummaries {
     /// # Errors
     /// [`QueryError::Failed`] when the file cannot be read.
     pub fn get(&self, order_id: &str) -> Result<Option<OrderSummary>, QueryError> {
-        let failed = |error: rusqlite::Error| QueryError::Failed {
-            query: "GetOrderSummary",
-            message: error.to_string(),
-        };
+        let failed = query_failed::<rusqlite::Error>;
         let mut guard = self
             .conn
             .lock()
@@ -243,10 +176,9 @@ impl OrderSummaries {
         let Some(conn) = guard.as_ref() else {
             return Ok(None);
         };
-        conn.prepare_cached(
-            "SELECT id, customer, total_cents, status, created_at, cancelled_at, paid_at
-             FROM orders WHERE id = ?1",
-        )
+        conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM orders WHERE id = ?1"
+        ))
         .and_then(|mut statement| {
             statement
                 .query_row([order_id], |row| {
@@ -278,10 +210,7 @@ impl OrderSummaries {
                 async move {
                     tokio::task::spawn_blocking(move || summaries.get(&query.order_id))
                         .await
-                        .map_err(|error| QueryError::Failed {
-                            query: "GetOrderSummary",
-                            message: error.to_string(),
-                        })?
+                        .map_err(query_failed)?
                 }
             },
             progress,
