@@ -33,8 +33,9 @@ use mammoth_config::Config;
 use mammoth_core::bus::{
     ConsumerGroup, Delivery, Failure, MessageBus, SubscribeOptions, Topic, TopicMap,
 };
+use mammoth_core::read_model::VerifyReport;
 use mammoth_core::saga::Saga;
-use mammoth_core::{EventFilter, ProjectionTarget};
+use mammoth_core::{EventFilter, Position, ProjectionTarget};
 use mammoth_mysql::read_model::{MysqlProjection, MysqlReadModel};
 use mammoth_postgres::read_model::{PgProjection, PgReadModel, PgReadModelDb};
 use mammoth_runtime::BusWorker;
@@ -42,21 +43,18 @@ use mammoth_runtime::PositionWatch;
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
 use mammoth_runtime::relay::Relay;
 use mammoth_runtime::saga::{SagaOptions, SagaRunner};
-use mammoth_server::{AppRegistry, Metered, SqliteReadModelEntry};
+use mammoth_server::{AppRegistry, Metered};
 use mammoth_sqlite::{SqliteProjection, SqliteReadModel};
 use tokio::sync::watch;
 
 use crate::bus_backend::AnyBus;
-use crate::output::Output;
-use crate::read_models::{AnyReadModelAdmin, ReadModelAt};
+use crate::read_models::ReadModelAt;
 use crate::settings::Settings;
 use crate::store::AnyStore;
 
 /// The store an app gets: the configured backend, counted in the server's metrics.
 pub type AppStore = Metered<AnyStore>;
 
-/// A boxed future that may borrow (the CLI's own, single-task paths).
-pub(crate) type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// A boxed future a task can own.
 type SendFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// A boxed future that may borrow and be sent (what `serve` awaits).
@@ -325,7 +323,7 @@ impl App {
             stops: Vec::new(),
             labels: Vec::new(),
             registry: AppRegistry::new(),
-            entries: Vec::new(),
+            known: Vec::new(),
         };
         match self.start_parts(&settings, store, bus, &mut started).await {
             Ok(()) => Ok(started),
@@ -359,11 +357,6 @@ impl App {
                 .await
                 .with_context(|| format!("starting projection {name} ({})", known.at.describe()))?;
             started.push(format!("projection {name}"), running.stop);
-            if let ReadModelAt::File(path) = &known.at
-                && let Some(entry) = known.def.admin_entry(path, known.options)
-            {
-                started.entries.push(entry);
-            }
             let path = match &known.at {
                 ReadModelAt::File(path) => path.clone(),
                 _ => PathBuf::new(),
@@ -377,6 +370,7 @@ impl App {
                     progress: running.progress,
                 },
             );
+            started.known.push(known);
         }
         let context = AppContext {
             store: store.clone(),
@@ -525,8 +519,8 @@ pub(crate) struct Started {
     labels: Vec<String>,
     /// The app's commands and queries.
     pub registry: AppRegistry,
-    /// The projections, for the admin routes.
-    pub entries: Vec<SqliteReadModelEntry>,
+    /// The running projections, for the admin routes.
+    pub known: Vec<crate::projections::Known>,
 }
 
 impl Started {
@@ -626,28 +620,31 @@ pub(crate) trait ProjectionDef: Send + Sync {
         at: &'a ReadModelAt,
         options: ProjectionOptions,
     ) -> BorrowingSendFuture<'a, anyhow::Result<Running>>;
-    /// The server's admin entry, for a read model in a SQLite file.
-    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> Option<SqliteReadModelEntry>;
+    /// Empties the active version and replays the log into it, in place.
     fn replay<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>>;
+        on_batch: OnBatch<'a>,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Position>>;
+    /// Blue-green: builds the next version, switches to it, drops the old one if asked.
     fn rebuild<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
         drop_old: bool,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>>;
+        on_batch: OnBatch<'a>,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<crate::projections::Rebuilt>>;
+    /// Builds a shadow from zero and diffs it with the live read model.
     fn verify<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>>;
+    ) -> BorrowingSendFuture<'a, anyhow::Result<VerifyReport>>;
 }
+
+/// What a long replay or rebuild reports after each batch: (checkpoint, head).
+pub(crate) type OnBatch<'a> = Box<dyn FnMut(Position, Position) + Send + 'a>;
 
 /// A database read models can be kept in: how to make the runner's targets there.
 pub(crate) trait ReadModelKind: Send + Sync + 'static {
@@ -669,26 +666,14 @@ pub(crate) trait ReadModelKind: Send + Sync + 'static {
     fn next_version<'a>(
         at: &'a ReadModelAt,
         projection: Self::Projection,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>>;
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>>;
     /// The target building the verify shadow.
     fn shadow<'a>(
         at: &'a ReadModelAt,
         projection: Self::Projection,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>>;
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>>;
     /// The target's database, for queries.
     fn database(target: &Self::Target) -> Option<ReadModelDatabase>;
-    /// The server's admin entry (`/admin/projections`) of a read model in a SQLite file;
-    /// `None` for the other databases.
-    fn admin_entry(
-        name: &str,
-        tables: &'static [&'static str],
-        path: &Path,
-        options: ProjectionOptions,
-        make: Arc<dyn Fn() -> Self::Projection + Send + Sync>,
-    ) -> Option<SqliteReadModelEntry> {
-        let _ = (name, tables, path, options, make);
-        None
-    }
 }
 
 fn file(at: &ReadModelAt) -> anyhow::Result<&Path> {
@@ -723,32 +708,17 @@ impl<P: SqliteProjection> ReadModelKind for SqliteKind<P> {
     fn next_version<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(SqliteReadModel::next_version(file(at)?, projection)?) })
     }
     fn shadow<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(SqliteReadModel::shadow(file(at)?, projection)?) })
     }
     fn database(_: &Self::Target) -> Option<ReadModelDatabase> {
         None
-    }
-    fn admin_entry(
-        name: &str,
-        tables: &'static [&'static str],
-        path: &Path,
-        options: ProjectionOptions,
-        make: Arc<dyn Fn() -> P + Send + Sync>,
-    ) -> Option<SqliteReadModelEntry> {
-        Some(SqliteReadModelEntry::new(
-            name,
-            tables,
-            path,
-            options,
-            move || make(),
-        ))
     }
 }
 
@@ -777,7 +747,7 @@ impl<P: PgProjection> ReadModelKind for PgKind<P> {
     fn next_version<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(
             async move { Ok(PgReadModel::next_version(&at.postgres().await?, projection).await?) },
         )
@@ -785,7 +755,7 @@ impl<P: PgProjection> ReadModelKind for PgKind<P> {
     fn shadow<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(PgReadModel::shadow(&at.postgres().await?, projection).await?) })
     }
     fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
@@ -818,13 +788,13 @@ impl<P: MysqlProjection> ReadModelKind for MysqlKind<P> {
     fn next_version<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(MysqlReadModel::next_version(&at.mysql()?, projection).await?) })
     }
     fn shadow<'a>(
         at: &'a ReadModelAt,
         projection: P,
-    ) -> LocalFuture<'a, anyhow::Result<Self::Target>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(MysqlReadModel::shadow(&at.mysql()?, projection).await?) })
     }
     fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
@@ -880,52 +850,36 @@ impl<K: ReadModelKind> ProjectionDef for SqlProjectionDef<K> {
         })
     }
 
-    fn admin_entry(&self, path: &Path, options: ProjectionOptions) -> Option<SqliteReadModelEntry> {
-        K::admin_entry(
-            &self.name,
-            self.tables,
-            path,
-            options,
-            Arc::clone(&self.make),
-        )
-    }
-
     fn replay<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>> {
+        on_batch: OnBatch<'a>,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<Position>> {
         Box::pin(async move {
             let target = K::open(&known.at, (self.make)()).await?;
-            crate::projections::replay(settings, known, target, out).await
+            crate::projections::replay_into(store, known, target, on_batch).await
         })
     }
 
     fn rebuild<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
         drop_old: bool,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>> {
+        on_batch: OnBatch<'a>,
+    ) -> BorrowingSendFuture<'a, anyhow::Result<crate::projections::Rebuilt>> {
         Box::pin(async move {
-            let admin = AnyReadModelAdmin::open(&known.at).await?;
-            let old = admin
-                .active(&known.name)
-                .await?
-                .map(|status| status.version);
             let next = K::next_version(&known.at, (self.make)()).await?;
-            crate::projections::rebuild(settings, known, &admin, old, next, drop_old, out).await
+            crate::projections::rebuild_into(store, known, next, drop_old, on_batch).await
         })
     }
 
     fn verify<'a>(
         &'a self,
-        settings: &'a Settings,
+        store: AnyStore,
         known: &'a crate::projections::Known,
-        out: &'a mut Output,
-    ) -> LocalFuture<'a, anyhow::Result<()>> {
+    ) -> BorrowingSendFuture<'a, anyhow::Result<VerifyReport>> {
         Box::pin(async move {
             if let ReadModelAt::File(path) = &known.at
                 && !path.exists()
@@ -937,9 +891,8 @@ impl<K: ReadModelKind> ProjectionDef for SqlProjectionDef<K> {
                     known.name
                 );
             }
-            let admin = AnyReadModelAdmin::open(&known.at).await?;
             let shadow = K::shadow(&known.at, (self.make)()).await?;
-            crate::projections::verify(settings, known, &admin, shadow, out).await
+            crate::projections::verify_into(store, known, shadow).await
         })
     }
 }

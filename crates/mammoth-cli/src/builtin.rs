@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use mammoth_example_orders::app::OrdersApp;
 use mammoth_example_orders::demo;
-use mammoth_example_orders::projection::{self as orders, OrderProjection, OrderSummaries};
+use mammoth_example_orders::projection::{
+    self as orders, MysqlOrderProjection, MysqlOrderSummaries, OrderProjection, OrderSummaries,
+    PgOrderProjection, PgOrderSummaries,
+};
 use mammoth_example_orders::saga::commands::{INVENTORY_TOPIC, ORDERS_TOPIC, PAYMENT_TOPIC};
 use mammoth_example_orders::saga::{DEFAULT_PAYMENT_DEADLINE, OrderSaga};
 use mammoth_example_orders::services::{PaymentBehaviour, Services};
 use mammoth_runtime::QueryBus;
 
-use crate::app::{App, AppContext, AppStore};
+use crate::app::{App, AppContext, AppStore, ReadModel, ReadModelDatabase};
 
 /// The three services over the context's store; each worker gets its own (they share nothing
 /// but the store, whose appends are version-checked).
@@ -29,11 +32,29 @@ fn services(context: &AppContext) -> Arc<Services<AppStore>> {
     Services::new(app, store, payment)
 }
 
+/// The order summaries query, reading the `orders` read model wherever it runs.
+fn order_queries(model: &ReadModel) -> QueryBus {
+    let builder = QueryBus::builder();
+    let progress = model.progress.clone();
+    match &model.database {
+        Some(ReadModelDatabase::Postgres(db)) => {
+            PgOrderSummaries::new(db.clone()).register(builder, progress)
+        }
+        Some(ReadModelDatabase::Mysql(db)) => {
+            MysqlOrderSummaries::new(db.clone()).register(builder, progress)
+        }
+        None => OrderSummaries::new(&model.path).register(builder, progress),
+    }
+    .build()
+}
+
 impl App {
     /// The built-in order app (examples/orders), which the `mammoth` binary runs.
     pub fn orders() -> Self {
         let app = Self::new("orders")
             .projection(OrderProjection::new)
+            .postgres_projection(PgOrderProjection::new)
+            .mysql_projection(MysqlOrderProjection::new)
             .saga(|_: &AppContext| OrderSaga::new(DEFAULT_PAYMENT_DEADLINE))
             .worker(INVENTORY_TOPIC, "inventory", |context: &AppContext| {
                 services(context).inventory_handler()
@@ -46,11 +67,7 @@ impl App {
             })
             .routes(|context: &AppContext| {
                 let app = OrdersApp::new(context.store().clone());
-                let read_model = context.read_model(orders::NAME).map(|model| {
-                    OrderSummaries::new(&model.path)
-                        .register(QueryBus::builder(), model.progress.clone())
-                        .build()
-                });
+                let read_model = context.read_model(orders::NAME).map(order_queries);
                 mammoth_server::orders::registry(&app, read_model)
             });
         match demo::topic_map() {

@@ -12,23 +12,25 @@
 //! non-SQL handlers only, and `list` says where the checkpoint is.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mammoth_core::{EventStore, ProjectionError, ProjectionState, ProjectionTarget};
+use mammoth_core::read_model::{ReadModelStatus, SHADOW_VERSION, VerifyReport};
+use mammoth_core::{EventStore, Position, ProjectionError, ProjectionState, ProjectionTarget};
 use mammoth_runtime::projection::{self, OnFailure, ProjectionOptions, ProjectionRunner};
-use mammoth_sqlite::read_model::ReadModelStatus;
+use mammoth_server::{AdminError, BoxFuture, ProjectionRow, ProjectionsAdmin};
 use serde::Serialize;
 
-use crate::app::{App, ProjectionDef, projection_settings};
+use crate::app::{App, OnBatch, ProjectionDef, projection_settings};
 use crate::cli::GlobalOptions;
 use crate::exit::{ConfigProblem, UsageError};
 use crate::output::{Columns, Output, thousands};
 use crate::read_models::{AnyReadModelAdmin, ReadModelAt};
 use crate::settings::{self, Settings};
-use crate::store::{self, Access};
+use crate::store::{self, Access, AnyStore};
 
 /// `mammoth projections ...`.
 #[derive(Debug, Subcommand)]
@@ -146,18 +148,6 @@ fn on_failure_name(on_failure: OnFailure) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct StatusRow {
-    name: String,
-    version: u32,
-    active: bool,
-    state: ProjectionState,
-    checkpoint: u64,
-    head: u64,
-    lag: u64,
-    pause_requested: bool,
-}
-
 /// Runs one `projections` command.
 ///
 /// # Errors
@@ -198,18 +188,54 @@ pub async fn run(
         }
         ProjectionsCommand::Replay { name } => {
             let known = find(&all, &name)?;
-            known.def.replay(&settings, known, &mut out).await
+            let store = store::open(&settings.store, Access::ReadOnly).await?;
+            let progress = bar(!out.is_json(), &format!("replaying {name}"));
+            let started = std::time::Instant::now();
+            let reached = known
+                .def
+                .replay(store, known, Box::new(follow(&progress)))
+                .await
+                .with_context(|| format!("replaying {name}"))?;
+            progress.finish_and_clear();
+            report_done(&mut out, "replayed", &name, reached, started.elapsed())
         }
         ProjectionsCommand::Rebuild { name, drop_old } => {
             let known = find(&all, &name)?;
-            known
+            let store = store::open(&settings.store, Access::ReadOnly).await?;
+            let progress = bar(!out.is_json(), &format!("rebuilding {name}"));
+            let started = std::time::Instant::now();
+            let rebuilt = known
                 .def
-                .rebuild(&settings, known, drop_old, &mut out)
+                .rebuild(store, known, drop_old, Box::new(follow(&progress)))
                 .await
+                .with_context(|| format!("rebuilding {name}"))?;
+            progress.finish_and_clear();
+            if !out.is_json() {
+                let old = match (rebuilt.old, drop_old) {
+                    (None, _) => String::new(),
+                    (Some(old), true) => format!("; version {old} dropped"),
+                    (Some(old), false) => {
+                        format!("; version {old} kept (drop it with --drop-old)")
+                    }
+                };
+                out.line(format!(
+                    "{name}: version {} is now active{old}",
+                    rebuilt.version
+                ))?;
+            }
+            report_done(
+                &mut out,
+                "rebuilt",
+                &name,
+                rebuilt.reached,
+                started.elapsed(),
+            )
         }
         ProjectionsCommand::Verify { name } => {
             let known = find(&all, &name)?;
-            known.def.verify(&settings, known, &mut out).await
+            let store = store::open(&settings.store, Access::ReadOnly).await?;
+            let report = known.def.verify(store, known).await?;
+            print_verify(&report, &mut out)
         }
     }
 }
@@ -263,44 +289,11 @@ async fn status(
     }
     let store = store::open(&settings.store, Access::ReadOnly).await?;
     let head = store.head_position().await?;
-    let mut rows = Vec::new();
-    for known in all
+    let chosen: Vec<&Known> = all
         .iter()
         .filter(|k| only.is_none_or(|name| name == k.name))
-    {
-        let stored: Vec<ReadModelStatus> = match &known.at {
-            ReadModelAt::File(path) if !path.exists() => Vec::new(),
-            at => AnyReadModelAdmin::open(at).await?.status().await?,
-        };
-        let mine: Vec<_> = stored
-            .into_iter()
-            .filter(|s| s.name == known.name && s.version != 0)
-            .collect();
-        if mine.is_empty() {
-            rows.push(StatusRow {
-                name: known.name.clone(),
-                version: 0,
-                active: false,
-                state: ProjectionState::Stopped,
-                checkpoint: 0,
-                head,
-                lag: head,
-                pause_requested: false,
-            });
-        }
-        for s in mine {
-            rows.push(StatusRow {
-                name: s.name,
-                version: s.version,
-                active: s.active,
-                state: s.state,
-                checkpoint: s.checkpoint,
-                head,
-                lag: head.saturating_sub(s.checkpoint),
-                pause_requested: s.pause_requested,
-            });
-        }
-    }
+        .collect();
+    let rows = stored_rows(&chosen, head).await?;
     if out.is_json() {
         out.json_document(&rows)?;
         return out.flush();
@@ -351,6 +344,149 @@ async fn status(
     out.flush()
 }
 
+/// Every stored version of each of `known` (a "stopped" row for one that never ran), with its
+/// lag behind `head`.
+async fn stored_rows(known: &[&Known], head: Position) -> anyhow::Result<Vec<ProjectionRow>> {
+    let mut rows = Vec::new();
+    for known in known {
+        let stored: Vec<ReadModelStatus> = match &known.at {
+            ReadModelAt::File(path) if !path.exists() => Vec::new(),
+            at => AnyReadModelAdmin::open(at).await?.status().await?,
+        };
+        let mine: Vec<_> = stored
+            .into_iter()
+            .filter(|s| s.name == known.name && s.version != SHADOW_VERSION)
+            .collect();
+        if mine.is_empty() {
+            rows.push(ProjectionRow {
+                name: known.name.clone(),
+                version: 0,
+                active: false,
+                state: ProjectionState::Stopped,
+                checkpoint: 0,
+                head,
+                lag: head,
+                pause_requested: false,
+            });
+        }
+        rows.extend(mine.into_iter().map(|s| ProjectionRow {
+            name: s.name,
+            version: s.version,
+            active: s.active,
+            state: s.state,
+            checkpoint: s.checkpoint,
+            head,
+            lag: head.saturating_sub(s.checkpoint),
+            pause_requested: s.pause_requested,
+        }));
+    }
+    Ok(rows)
+}
+
+/// The app's projections for the server's admin routes (`/admin/projections`), wherever their
+/// read models live: the same operations as the `projections` commands.
+pub(crate) struct AppProjections {
+    store: AnyStore,
+    known: Vec<Known>,
+}
+
+impl AppProjections {
+    /// The projections `known`, over `store`.
+    pub(crate) fn new(store: AnyStore, known: Vec<Known>) -> Self {
+        Self { store, known }
+    }
+
+    fn find(&self, name: &str) -> Result<&Known, AdminError> {
+        self.known
+            .iter()
+            .find(|known| known.name == name)
+            .ok_or_else(|| AdminError::UnknownProjection {
+                name: name.to_owned(),
+                known: self
+                    .known
+                    .iter()
+                    .map(|known| known.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+fn admin_failed(error: anyhow::Error) -> AdminError {
+    AdminError::Failed(format!("{error:#}"))
+}
+
+impl ProjectionsAdmin for AppProjections {
+    fn list(&self, head: u64) -> BoxFuture<'_, Result<Vec<ProjectionRow>, AdminError>> {
+        Box::pin(async move {
+            let all: Vec<&Known> = self.known.iter().collect();
+            stored_rows(&all, head).await.map_err(admin_failed)
+        })
+    }
+
+    fn pause<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let known = self.find(name)?;
+            let admin = AnyReadModelAdmin::open(&known.at)
+                .await
+                .map_err(admin_failed)?;
+            admin
+                .pause(name)
+                .await
+                .map_err(|error| admin_failed(error.into()))
+        })
+    }
+
+    fn resume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let known = self.find(name)?;
+            let admin = AnyReadModelAdmin::open(&known.at)
+                .await
+                .map_err(admin_failed)?;
+            admin
+                .resume(name)
+                .await
+                .map_err(|error| admin_failed(error.into()))
+        })
+    }
+
+    fn rebuild<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<serde_json::Value, AdminError>> {
+        Box::pin(async move {
+            let known = self.find(name)?;
+            let rebuilt = known
+                .def
+                .rebuild(self.store.clone(), known, false, Box::new(|_, _| {}))
+                .await
+                .map_err(admin_failed)?;
+            Ok(serde_json::json!({
+                "name": name,
+                "version": rebuilt.version,
+                "checkpoint": rebuilt.reached,
+            }))
+        })
+    }
+
+    fn verify<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<serde_json::Value, AdminError>> {
+        Box::pin(async move {
+            let known = self.find(name)?;
+            let report = known
+                .def
+                .verify(self.store.clone(), known)
+                .await
+                .map_err(admin_failed)?;
+            let clean = report.is_clean();
+            let mut value = serde_json::to_value(&report).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("clean".to_owned(), clean.into());
+            }
+            Ok(value)
+        })
+    }
+}
+
 fn bar(visible: bool, label: &str) -> ProgressBar {
     let target = if visible {
         ProgressDrawTarget::stderr()
@@ -368,29 +504,29 @@ fn bar(visible: bool, label: &str) -> ProgressBar {
     bar
 }
 
-/// `projections replay NAME`: empties the read model and replays the log into `target` (its
-/// active version), in place.
-pub(crate) async fn replay<T: ProjectionTarget + 'static>(
-    settings: &Settings,
+/// Moves `progress` as batches land.
+fn follow(progress: &ProgressBar) -> impl FnMut(Position, Position) + Send + '_ {
+    move |checkpoint, head| {
+        progress.set_length(head);
+        progress.set_position(checkpoint);
+    }
+}
+
+/// Empties `known`'s read model and replays the log into `target` (its active version), in
+/// place. Returns the position reached.
+///
+/// # Errors
+/// Read-model and store failures; a failing event.
+pub(crate) async fn replay_into<T: ProjectionTarget + 'static>(
+    store: AnyStore,
     known: &Known,
     target: T,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, Access::ReadOnly).await?;
+    on_batch: OnBatch<'_>,
+) -> anyhow::Result<Position> {
     let admin = AnyReadModelAdmin::open(&known.at).await?;
     admin.reset(&known.name, known.tables).await?;
-    let progress = bar(!out.is_json(), &format!("replaying {}", known.name));
-    let started = std::time::Instant::now();
     let mut runner = ProjectionRunner::new(store, target, known.options);
-    let reached = runner
-        .catch_up(None, |checkpoint, head| {
-            progress.set_length(head);
-            progress.set_position(checkpoint);
-        })
-        .await
-        .with_context(|| format!("replaying {}", known.name))?;
-    progress.finish_and_clear();
-    report_done(out, "replayed", &known.name, reached, started.elapsed())
+    Ok(runner.catch_up(None, on_batch).await?)
 }
 
 fn report_done(
@@ -412,72 +548,69 @@ fn report_done(
     out.flush()
 }
 
-/// `projections rebuild NAME`: blue-green, `next` (a new version) built beside the serving
-/// version `old`, switched to when caught up.
-pub(crate) async fn rebuild<T: ProjectionTarget + 'static>(
-    settings: &Settings,
+/// What a blue-green rebuild did.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct Rebuilt {
+    /// The version now active.
+    pub version: u32,
+    /// The version that was active before (dropped when asked).
+    pub old: Option<u32>,
+    /// The position the new version reached before the switch.
+    pub reached: Position,
+}
+
+/// Blue-green: `next` (a new version) is built beside the serving one and switched to when
+/// caught up; the old version is dropped when `drop_old`.
+///
+/// # Errors
+/// Read-model and store failures; a failing event.
+pub(crate) async fn rebuild_into<T: ProjectionTarget + 'static>(
+    store: AnyStore,
     known: &Known,
-    admin: &AnyReadModelAdmin,
-    old: Option<u32>,
     next: T,
     drop_old: bool,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, Access::ReadOnly).await?;
-    let progress = bar(!out.is_json(), &format!("rebuilding {}", known.name));
-    let started = std::time::Instant::now();
-    let version = std::cell::Cell::new(0);
-    let reached = projection::rebuild(
-        store,
-        next,
-        known.options,
-        |checkpoint, head| {
-            progress.set_length(head);
-            progress.set_position(checkpoint);
-        },
-        || async {
-            let newest = admin
-                .status()
-                .await?
-                .iter()
-                .filter(|s| s.name == known.name)
-                .map(|s| s.version)
-                .max()
-                .unwrap_or(0);
-            version.set(newest);
-            admin.switch(&known.name, known.tables, newest).await
-        },
-    )
-    .await
-    .with_context(|| format!("rebuilding {}", known.name))?;
-    progress.finish_and_clear();
-    let version = version.get();
+    on_batch: OnBatch<'_>,
+) -> anyhow::Result<Rebuilt> {
+    let admin = AnyReadModelAdmin::open(&known.at).await?;
+    let old = admin
+        .active(&known.name)
+        .await?
+        .map(|status| status.version);
+    let version = AtomicU32::new(0);
+    let reached = projection::rebuild(store, next, known.options, on_batch, || async {
+        let newest = admin
+            .status()
+            .await?
+            .iter()
+            .filter(|s| s.name == known.name)
+            .map(|s| s.version)
+            .max()
+            .unwrap_or(0);
+        version.store(newest, Ordering::Relaxed);
+        admin.switch(&known.name, known.tables, newest).await
+    })
+    .await?;
     if let (true, Some(old)) = (drop_old, old) {
         admin.drop_version(&known.name, known.tables, old).await?;
     }
-    if !out.is_json() {
-        let old = match (old, drop_old) {
-            (None, _) => String::new(),
-            (Some(old), true) => format!("; version {old} dropped"),
-            (Some(old), false) => format!("; version {old} kept (drop it with --drop-old)"),
-        };
-        out.line(format!(
-            "{}: version {version} is now active{old}",
-            known.name
-        ))?;
-    }
-    report_done(out, "rebuilt", &known.name, reached, started.elapsed())
+    Ok(Rebuilt {
+        version: version.load(Ordering::Relaxed),
+        old,
+        reached,
+    })
 }
 
-/// `projections verify NAME`: `shadow` rebuilt from zero, diffed with the live read model.
-pub(crate) async fn verify<T: ProjectionTarget + 'static>(
-    settings: &Settings,
+/// `shadow` rebuilt from zero up to the live checkpoint and diffed with the live read model;
+/// the shadow is dropped afterwards.
+///
+/// # Errors
+/// Read-model and store failures; a failing event.
+pub(crate) async fn verify_into<T: ProjectionTarget + 'static>(
+    store: AnyStore,
     known: &Known,
-    admin: &AnyReadModelAdmin,
     shadow: T,
-    out: &mut Output,
-) -> anyhow::Result<()> {
-    let store = store::open(&settings.store, Access::ReadOnly).await?;
+) -> anyhow::Result<VerifyReport> {
+    let admin = AnyReadModelAdmin::open(&known.at).await?;
     let report = projection::verify(
         store,
         shadow,
@@ -487,12 +620,17 @@ pub(crate) async fn verify<T: ProjectionTarget + 'static>(
     )
     .await?;
     admin.drop_shadow(&known.name, known.tables).await?;
+    Ok(report)
+}
+
+/// Prints what verify found; a difference is an error (exit code 1).
+fn print_verify(report: &VerifyReport, out: &mut Output) -> anyhow::Result<()> {
     if out.is_json() {
-        out.json_document(&report)?;
+        out.json_document(report)?;
     } else if report.is_clean() {
         out.line(format!(
             "{}: the read model equals a fresh replay at position {}",
-            known.name,
+            report.name,
             thousands(report.checkpoint)
         ))?;
     } else {
@@ -510,7 +648,7 @@ pub(crate) async fn verify<T: ProjectionTarget + 'static>(
     if !report.is_clean() {
         bail!(
             "{}: the read model differs from a fresh replay at position {}",
-            known.name,
+            report.name,
             report.checkpoint
         );
     }

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use mammoth_server::{Metered, Metrics, Server, ServerConfig, SqliteProjections, SqliteSagas};
+use mammoth_server::{Metered, Metrics, Server, ServerConfig, SqliteSagas};
 
 use crate::app::{App, Started, read_model_path};
 use crate::cli::GlobalOptions;
+use crate::projections::AppProjections;
 use crate::settings::{self, Settings};
 use crate::store::{self, Access};
 use crate::{bus_backend, output};
@@ -104,10 +105,7 @@ pub(crate) async fn serve(
             return Err(error);
         }
     };
-    let mut projections = SqliteProjections::new(store.clone());
-    for entry in std::mem::take(&mut started.entries) {
-        projections = projections.with(entry);
-    }
+    let projections = AppProjections::new(store.clone(), std::mem::take(&mut started.known));
     let config = ServerConfig::from_config(&settings.config);
     let metrics = config.metrics_enabled.then(|| config.metrics_path.clone());
     let mut server = Server::new(store.clone())

@@ -395,3 +395,141 @@ fn saga_and_bus_state_are_beside_the_events(sandbox: &Sandbox) {
         "the server's bus tables hold the flow's messages: {stats}"
     );
 }
+
+/// Appends `text` to the sandbox's mammoth.tsk.
+fn append_config(sandbox: &Sandbox, text: &str) {
+    let path = sandbox.path().join("mammoth.tsk");
+    let mut config = std::fs::read_to_string(&path).expect("read mammoth.tsk");
+    config.push_str(text);
+    std::fs::write(&path, config).expect("write mammoth.tsk");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_order_read_model_runs_and_is_operated_in_postgres_when_read_dsn_names_it() {
+    let Some((sandbox, _guard)) = postgres_sandbox() else {
+        return;
+    };
+    let url = service_url(POSTGRES_VAR).expect("checked by the sandbox");
+    let schema = unique_name("mammoth_cli_rm");
+    let read_dsn = if url.contains('?') {
+        format!("{url}&schema={schema}")
+    } else {
+        format!("{url}?schema={schema}")
+    };
+    let _read_models = DropOnExit {
+        url,
+        name: schema.clone(),
+        postgres: true,
+    };
+    append_config(
+        &sandbox,
+        &format!("\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n"),
+    );
+    read_models_in_the_server(&sandbox, "postgres", &schema);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_order_read_model_runs_and_is_operated_in_mysql_when_read_dsn_names_it() {
+    let Some((sandbox, _guard)) = mysql_sandbox() else {
+        return;
+    };
+    let url = service_url(MYSQL_VAR).expect("checked by the sandbox");
+    let database = unique_name("mammoth_cli_rm");
+    let parsed = MysqlUrl::parse(&url);
+    let credentials = if parsed.password.is_empty() {
+        parsed.user.clone()
+    } else {
+        format!("{}:{}", parsed.user, parsed.password)
+    };
+    let read_dsn = format!(
+        "mysql://{credentials}@{}:{}/{database}",
+        parsed.host, parsed.port
+    );
+    let _read_models = DropOnExit {
+        url,
+        name: database.clone(),
+        postgres: false,
+    };
+    append_config(
+        &sandbox,
+        &format!("\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n"),
+    );
+    read_models_in_the_server(&sandbox, "mysql", &database);
+}
+
+/// With `[projections.orders] read_dsn` naming the SQL server, `serve` runs the order read
+/// model there (the flow's read-your-writes query reads it), and every `projections` command
+/// operates it there: list and status say where it is, verify finds it equal to a fresh
+/// replay, a blue-green rebuild switches to version 2 and drops version 1, a replay in place
+/// keeps it equal. The local read-model file holds no order rows.
+fn read_models_in_the_server(sandbox: &Sandbox, backend: &str, place: &str) {
+    serve_runs_the_order_app(sandbox);
+
+    let list = sandbox.run(&["projections", "list", "--json"]).json();
+    let orders = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|row| row["name"] == "orders")
+        .cloned()
+        .unwrap_or_else(|| panic!("orders is listed: {list}"));
+    assert_eq!(orders["backend"], backend, "{orders}");
+    assert!(
+        orders["read_model"].as_str().unwrap_or("").contains(place),
+        "{orders}"
+    );
+
+    let status = sandbox
+        .run(&["projections", "status", "orders", "--json"])
+        .json();
+    let row = &status.as_array().expect("rows")[0];
+    assert_eq!(
+        (row["version"].as_u64(), row["active"].as_bool()),
+        (Some(1), Some(true)),
+        "{status}"
+    );
+    assert!(row["checkpoint"].as_u64().unwrap_or(0) > 0, "{status}");
+
+    let verified = sandbox.run(&["projections", "verify", "orders"]);
+    assert!(
+        verified.ok().contains("equals a fresh replay"),
+        "{verified:#?}"
+    );
+    let rebuilt = sandbox.run(&["projections", "rebuild", "orders", "--drop-old"]);
+    assert!(
+        rebuilt
+            .ok()
+            .contains("version 2 is now active; version 1 dropped"),
+        "{rebuilt:#?}"
+    );
+    sandbox.run(&["projections", "replay", "orders"]).ok();
+    let status = sandbox
+        .run(&["projections", "status", "orders", "--json"])
+        .json();
+    let versions: Vec<u64> = status
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|row| row["version"].as_u64())
+        .collect();
+    assert_eq!(versions, [2], "only version 2 is left: {status}");
+    let verified = sandbox
+        .run(&["projections", "verify", "orders", "--json"])
+        .json();
+    assert_eq!(verified["differences"], serde_json::json!([]), "{verified}");
+
+    let local = sandbox.path().join("mammoth-data").join("read_models.db");
+    if local.exists() {
+        let conn = rusqlite::Connection::open(&local).expect("open the local read models");
+        let orders_tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'orders%'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("count tables");
+        assert_eq!(orders_tables, 0, "the order rows are not in the local file");
+    }
+}

@@ -257,6 +257,21 @@ pub fn serve_runs_the_order_app(sandbox: &Sandbox) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
+    // The admin routes operate the order read model wherever it lives.
+    let (code, body) = http(&addr, "GET", "/admin/projections", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let rows: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        rows.as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|row| row["name"] == "orders" && row["checkpoint"].as_u64() > Some(0))),
+        "/admin/projections lists the running order read model: {body}"
+    );
+    let (code, body) = http(&addr, "POST", "/admin/projections/orders/verify", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["clean"], true, "{report}");
+
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
