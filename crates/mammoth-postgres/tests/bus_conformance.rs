@@ -377,3 +377,43 @@ async fn publish_receive_ack_two_thousand_messages_timing() {
         rate(consumed)
     );
 }
+
+/// PostgreSQL text cannot hold a NUL character: a key or header with one is refused before
+/// anything is written, naming the field, and the rest of the batch is not stored either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_key_or_header_is_refused_and_nothing_is_stored() {
+    let Some(factory) = factory() else { return };
+    let bus = BusFactory::fresh(&factory).await;
+    let orders = topic("orders");
+    let fine = OutgoingMessage::new(b"fine\0bytes are fine in a payload".to_vec());
+    let bad_key = OutgoingMessage::new(b"x".to_vec()).keyed("order\0-1");
+    let error = bus
+        .bus
+        .publish(&orders, vec![fine.clone(), bad_key])
+        .await
+        .expect_err("a NUL in a key");
+    assert!(
+        matches!(&error, BusError::InvalidInput(text) if text.contains("its key")),
+        "{error}"
+    );
+    let bad_header = OutgoingMessage::new(b"x".to_vec()).header("trace", "a\0b");
+    let error = bus
+        .bus
+        .relay_publish("outbox", vec![(1, orders.clone(), bad_header)], 1)
+        .await
+        .expect_err("a NUL in a header");
+    assert!(error.to_string().contains("header \"trace\""), "{error}");
+    assert_eq!(
+        bus.bus
+            .relay_checkpoint("outbox")
+            .await
+            .expect("checkpoint"),
+        0
+    );
+    assert!(
+        bus.bus.stats().await.expect("stats").is_empty(),
+        "nothing stored"
+    );
+    let stored = bus.bus.publish(&orders, vec![fine]).await.expect("publish");
+    assert!(!stored[0].duplicate);
+}

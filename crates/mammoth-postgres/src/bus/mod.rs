@@ -217,6 +217,7 @@ impl MessageBus for PgBus {
                 "publish needs at least one message".to_owned(),
             ));
         }
+        publish::check_storable(&messages)?;
         let window = self.shared.options.dedup_window;
         let messages: Vec<&OutgoingMessage> = messages.iter().collect();
         let published = transaction!(self, Sync::Full, "publishing", |tx| publish::publish(
@@ -293,6 +294,7 @@ impl RelayTarget for PgBus {
         batch: Vec<(Position, Topic, OutgoingMessage)>,
         through: Position,
     ) -> Result<(), BusError> {
+        publish::check_storable(batch.iter().map(|(_, _, message)| message))?;
         let window = self.shared.options.dedup_window;
         transaction!(self, Sync::Full, "relaying events", |tx| publish::relay(
             &tx,

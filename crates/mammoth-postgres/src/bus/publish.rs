@@ -17,6 +17,33 @@ use uuid::Uuid;
 
 use super::sql::{BusSql, failed, headers_to_arrays, micros, to_i64, to_u64};
 
+/// Refuses text PostgreSQL cannot store: a NUL character in a key or a header (`text`
+/// columns reject it; the payload is `bytea` and takes any bytes).
+///
+/// # Errors
+/// [`BusError::InvalidInput`] naming the message, the field and the fix.
+pub(crate) fn check_storable<'a>(
+    messages: impl IntoIterator<Item = &'a OutgoingMessage>,
+) -> Result<(), BusError> {
+    for message in messages {
+        let key = message.key.as_deref().filter(|key| key.contains('\0'));
+        let header = message
+            .headers
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'));
+        let field = match (key, header) {
+            (Some(_), _) => "its key".to_owned(),
+            (None, Some((name, _))) => format!("header {name:?}"),
+            (None, None) => continue,
+        };
+        return Err(BusError::InvalidInput(format!(
+            "message {}: {field} contains a NUL character, which PostgreSQL text cannot hold; remove it or carry the value in the payload",
+            message.id
+        )));
+    }
+    Ok(())
+}
+
 /// Locks `topic`'s head row (creating it) and returns its last sequence number.
 pub(crate) async fn lock_topic(
     tx: &Transaction<'_>,
