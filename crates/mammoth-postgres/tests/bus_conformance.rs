@@ -370,11 +370,29 @@ async fn publish_receive_ack_two_thousand_messages_timing() {
     }
     let consumed = started.elapsed();
     assert_eq!(got, total);
+    // The same count again from 16 tasks at once: publishes to one topic take turns on its
+    // head row, so this shows what the serialization costs.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let (bus, orders) = (bus.bus.clone(), orders.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..total / 16 {
+                let message = OutgoingMessage::new(format!("c{task}-{n}").into_bytes());
+                bus.publish(&orders, vec![message]).await.expect("publish");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("publisher");
+    }
+    let concurrent = started.elapsed();
     let rate = |elapsed: Duration| total as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "postgres bus, {total} messages: publish one at a time {published:?} ({:.0}/s); receive 100 + ack {consumed:?} ({:.0}/s)",
+        "postgres bus, {total} messages: publish one at a time {published:?} ({:.0}/s); receive 100 + ack {consumed:?} ({:.0}/s); 16 concurrent publishers, one topic {concurrent:?} ({:.0}/s)",
         rate(published),
-        rate(consumed)
+        rate(consumed),
+        rate(concurrent)
     );
 }
 
