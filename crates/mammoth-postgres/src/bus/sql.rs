@@ -131,9 +131,9 @@ pub(crate) struct BusSql {
     pub lock_topic: String,
     pub set_topic_head: String,
     pub find_duplicates: String,
-    /// Inserts rows from parallel arrays; headers are slices `lo..=hi` of two flat arrays.
+    /// Inserts rows from parallel arrays (headers are slices `lo..=hi` of two flat arrays),
+    /// remembers their ids and moves the topic's head to `$11`, in one statement.
     pub insert_messages: String,
-    pub remember_ids: String,
     /// Locks the relay's row (creating it at 0) and returns its position.
     pub lock_relay: String,
     pub relay_checkpoint: String,
@@ -202,19 +202,24 @@ impl BusSql {
                  WHERE topic = $1 AND message_id = ANY($2)"
             ),
             insert_messages: format!(
-                "INSERT INTO {s}.bus_messages (topic, seq, message_id, msg_key, payload,
-                     header_names, header_values, published_at)
-                 SELECT $1, m.seq, m.id, m.msg_key, m.payload,
-                        coalesce(($6::text[])[m.lo:m.hi], '{{}}'),
-                        coalesce(($7::text[])[m.lo:m.hi], '{{}}'), $8
-                 FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::bytea[], $9::int4[],
-                             $10::int4[]) AS m(seq, id, msg_key, payload, lo, hi)"
-            ),
-            remember_ids: format!(
-                "INSERT INTO {s}.bus_dedup (topic, message_id, seq, published_at)
-                 SELECT $1, d.id, d.seq, $4 FROM unnest($2::uuid[], $3::int8[]) AS d(id, seq)
-                 ON CONFLICT (topic, message_id) DO UPDATE
-                 SET seq = EXCLUDED.seq, published_at = EXCLUDED.published_at"
+                "WITH stored AS (
+                    INSERT INTO {s}.bus_messages (topic, seq, message_id, msg_key, payload,
+                        header_names, header_values, published_at)
+                    SELECT $1, m.seq, m.id, m.msg_key, m.payload,
+                           coalesce(($6::text[])[m.lo:m.hi], '{{}}'),
+                           coalesce(($7::text[])[m.lo:m.hi], '{{}}'), $8
+                    FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::bytea[], $9::int4[],
+                                $10::int4[]) AS m(seq, id, msg_key, payload, lo, hi)
+                    RETURNING 1
+                 ), remembered AS (
+                    INSERT INTO {s}.bus_dedup (topic, message_id, seq, published_at)
+                    SELECT $1, d.id, d.seq, $8 FROM unnest($3::uuid[], $2::int8[]) AS d(id, seq)
+                    ON CONFLICT (topic, message_id) DO UPDATE
+                    SET seq = EXCLUDED.seq, published_at = EXCLUDED.published_at
+                 ), head AS (
+                    UPDATE {s}.bus_topics SET last_seq = $11 WHERE topic = $1
+                 )
+                 SELECT count(*) FROM stored"
             ),
             lock_relay: format!(
                 "INSERT INTO {s}.bus_relays (name, position, updated_at) VALUES ($1, 0, $2)
