@@ -13,6 +13,7 @@
 //! stack; [`SagaAction::Compensate`] issues the top one, and each next one only when an event
 //! caused by the previous one arrives, so they run strictly in reverse order, one at a time.
 
+mod index;
 mod record;
 mod step;
 mod timer;
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 use crate::{EventFilter, RecordedEvent, StoreError, StreamId};
 
+pub use index::{SAGA_INDEX, SagaCount, SagaRow};
 pub use record::{
     COMMAND_REJECTED, CommandRejected, InputKind, IssuedSummary, KEY_FIELD, SAGA_CATEGORY,
     SAGA_FIELD, SAGA_STEPPED, SagaStepped, TOPIC_FIELD, saga_of,

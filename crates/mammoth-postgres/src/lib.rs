@@ -30,6 +30,7 @@ mod error;
 mod listen;
 mod read;
 pub mod read_model;
+pub mod saga_index;
 pub mod schema;
 mod snapshot;
 mod store;

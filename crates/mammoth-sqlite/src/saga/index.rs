@@ -5,12 +5,10 @@
 use mammoth_core::saga::{SAGA_CATEGORY, SAGA_STEPPED, SagaStatus, SagaStepped};
 use mammoth_core::{EventFilter, RecordedEvent};
 use rusqlite::{Connection, Transaction, params};
-use serde::Serialize;
 
 use crate::read_model::{EventFailure, SqliteProjection, Tables};
 
-/// The index's projection name and the name of its view.
-pub const SAGA_INDEX: &str = "saga_index";
+pub use mammoth_core::saga::{SAGA_INDEX, SagaCount, SagaRow};
 
 const TABLES: &[&str] = &[SAGA_INDEX];
 
@@ -86,36 +84,6 @@ impl SqliteProjection for SagaIndex {
         }
         Ok(())
     }
-}
-
-/// One saga as the index holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SagaRow {
-    /// The saga type.
-    pub saga_type: String,
-    /// The saga id.
-    pub saga_id: String,
-    /// Its status.
-    pub status: String,
-    /// Why it is compensating, compensated or failed.
-    pub reason: Option<String>,
-    /// Its first step, microseconds since the Unix epoch.
-    pub started_micros: i64,
-    /// Its last step.
-    pub updated_micros: i64,
-    /// How many steps it took.
-    pub steps: u64,
-}
-
-/// How many sagas of one type are in one status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SagaCount {
-    /// The saga type.
-    pub saga_type: String,
-    /// The status.
-    pub status: String,
-    /// How many.
-    pub count: u64,
 }
 
 /// The sagas in the index (read through its view), optionally of one type and one status,
