@@ -2,13 +2,14 @@
 //! latency) and the outbox relay (store → bus throughput), each beside the raw append rate of
 //! the event store measured in the same run on the same disk.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mammoth_core::bus::{
-    ConsumerGroup, Failure, MessageBus as _, OutgoingMessage, RetryPolicy, SubscribeOptions, Topic,
-    TopicMap,
+    ConsumerGroup, Failure, MessageBus, OutgoingMessage, RelayTarget, RetryPolicy,
+    SubscribeOptions, Topic, TopicMap,
 };
 use mammoth_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use mammoth_runtime::{BusWorker, Relay};
@@ -87,7 +88,7 @@ pub struct BusBenchResult {
     pub relay_topics: Vec<String>,
 }
 
-fn fail(what: &str) -> impl Fn(String) -> crate::BenchError + '_ {
+pub(crate) fn fail(what: &str) -> impl Fn(String) -> crate::BenchError + '_ {
     move |error| crate::BenchError::Setup(format!("bench bus: {what}: {error}"))
 }
 
@@ -183,6 +184,17 @@ async fn end_to_end(
     options: &BusBenchOptions,
 ) -> Result<(f64, u64, u64), crate::BenchError> {
     let bus = SqliteBus::open_default(path).map_err(|e| fail("open bus")(e.to_string()))?;
+    end_to_end_on(&bus, options).await
+}
+
+/// [`end_to_end`] on any bus: returns messages per second, p50 and p99 in microseconds.
+pub(crate) async fn end_to_end_on<B>(
+    bus: &B,
+    options: &BusBenchOptions,
+) -> Result<(f64, u64, u64), crate::BenchError>
+where
+    B: MessageBus + Clone + 'static,
+{
     let topic = Topic::new("bench").map_err(|e| fail("topic")(e.to_string()))?;
     let group = ConsumerGroup::new("bench").map_err(|e| fail("group")(e.to_string()))?;
     let consumer = bus
@@ -276,8 +288,23 @@ async fn relay(
     options: &BusBenchOptions,
 ) -> Result<(f64, Vec<String>), crate::BenchError> {
     let store = open_store(path)?;
+    fill_log(&store, options.relay_events).await?;
+    let bus = SqliteBus::open_default(path).map_err(|e| fail("open bus")(e.to_string()))?;
+    let result = relay_on(&store, &bus, options.topics.as_ref()).await;
+    store
+        .close()
+        .await
+        .map_err(|e| fail("close")(e.to_string()))?;
+    result
+}
+
+/// Appends `events` `OrderPlaced` events (at least 100) in 100-event batches, 100 per stream.
+pub(crate) async fn fill_log<S: EventStore>(
+    store: &S,
+    events: u64,
+) -> Result<(), crate::BenchError> {
     let mut appended = 0;
-    while appended < options.relay_events {
+    while appended < events {
         let stream = StreamId::new(format!("order-{}", appended / 100))
             .map_err(|e| fail("stream")(e.to_string()))?;
         let events = (0..100)
@@ -290,11 +317,26 @@ async fn relay(
             .map_err(|e| fail("append")(e.to_string()))?;
         appended += 100;
     }
-    let bus = SqliteBus::open_default(path).map_err(|e| fail("open bus")(e.to_string()))?;
-    let topics = match &options.topics {
+    Ok(())
+}
+
+/// Times one relay catch-up from `store` into `bus` by `topics` (`None`: every event to
+/// `events`). Returns events per second, the events published and the topics that hold
+/// messages afterwards.
+pub(crate) async fn relay_on<S, B>(
+    store: &S,
+    bus: &B,
+    topics: Option<&TopicMap>,
+) -> Result<(f64, Vec<String>), crate::BenchError>
+where
+    S: EventStore + Clone,
+    B: MessageBus + RelayTarget + Clone,
+{
+    let topics = match topics {
         Some(topics) => topics.clone(),
         None => TopicMap::all_to(Topic::new("events").map_err(|e| fail("topic")(e.to_string()))?),
     };
+    let before = topic_depths(bus).await?;
     let relay = Relay::new("bench", store.clone(), bus.clone(), topics);
     let started = Instant::now();
     let progress = relay
@@ -302,19 +344,26 @@ async fn relay(
         .await
         .map_err(|e| fail("relay")(e.to_string()))?;
     let elapsed = started.elapsed().as_secs_f64();
-    let mut published: Vec<String> = bus
+    // Only the topics the relay grew: the bus may hold other parts' topics.
+    let published = topic_depths(bus)
+        .await?
+        .into_iter()
+        .filter(|(topic, messages)| before.get(topic).copied().unwrap_or(0) < *messages)
+        .map(|(topic, _)| topic)
+        .collect();
+    Ok((progress.published as f64 / elapsed, published))
+}
+
+/// Messages per topic, by topic name.
+async fn topic_depths<B: MessageBus>(bus: &B) -> Result<BTreeMap<String, u64>, crate::BenchError> {
+    let mut depths = BTreeMap::new();
+    for row in bus
         .stats()
         .await
         .map_err(|e| fail("bus stats")(e.to_string()))?
-        .into_iter()
-        .filter(|row| row.messages > 0)
-        .map(|row| row.topic)
-        .collect();
-    published.sort();
-    published.dedup();
-    store
-        .close()
-        .await
-        .map_err(|e| fail("close")(e.to_string()))?;
-    Ok((progress.published as f64 / elapsed, published))
+    {
+        let depth = depths.entry(row.topic).or_insert(0);
+        *depth = row.messages.max(*depth);
+    }
+    Ok(depths)
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod bus;
+mod bus_sql;
 mod case;
 mod commands;
 mod counted;
@@ -44,6 +45,9 @@ use mammoth_sqlite::Synchronous;
 use tempfile::TempDir;
 
 pub use bus::{BusBenchOptions, BusBenchResult, BusRun, bench_bus};
+pub use bus_sql::{
+    SQL_BUS_BATCH, SqlBusBenchOptions, SqlBusBenchResult, SqlBusDatabase, SqlBusRun, bench_bus_sql,
+};
 pub use case::{Case, CaseResult, MedianResult, synchronous_name};
 pub use commands::{
     COMMANDS_RATIO_TARGET, CommandsOptions, CommandsPart, CommandsResult, SNAPSHOT_SPEEDUP_TARGET,

@@ -5,13 +5,18 @@
 //! With `[message_bus] backend` "nats" or "redis" it runs that driver's benchmark
 //! ([`mammoth_nats::bench`], [`mammoth_redis::bench`]) against the configured broker instead:
 //! raw publishes, bus publish, relay and consume, each beside the raw rate of the same run.
+//!
+//! With the embedded bus beside a PostgreSQL or MySQL store it runs
+//! [`mammoth_bench::bench_bus_sql`] on that server, in a schema (database) of its own per run,
+//! `<configured>_bench_<random>`, dropped afterwards: single and batch publishes, the relay
+//! and consume, each beside raw SQL of the same work in the same run.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use mammoth_bench::{BusBenchOptions, BusRun};
-use mammoth_config::MessageBusBackend;
+use mammoth_bench::{BusBenchOptions, BusRun, SqlBusBenchOptions, SqlBusDatabase, SqlBusRun};
+use mammoth_config::{EventStoreBackend, MessageBusBackend};
 use serde_json::Value;
 
 use super::{check_seconds, filesystem_of};
@@ -44,7 +49,8 @@ pub struct BusArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// On a broker backend (nats, redis): messages each part moves per run. Default: 50,000,
+    /// On a broker backend (nats, redis), or the embedded bus in PostgreSQL/MySQL: messages
+    /// each part moves per run (there: the batch, relay and consume parts). Default: 50,000,
     /// or 5,000 with --quick.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub messages: Option<u64>,
@@ -63,9 +69,18 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
     if settings.config.message_bus.backend != MessageBusBackend::Embedded {
         return run_broker(args, global, &settings).await;
     }
+    match settings.store.backend {
+        EventStoreBackend::Postgres => {
+            return run_sql(args, global, &settings, SqlBusDatabase::Postgres).await;
+        }
+        EventStoreBackend::Mysql => {
+            return run_sql(args, global, &settings, SqlBusDatabase::Mysql).await;
+        }
+        EventStoreBackend::Sqlite | EventStoreBackend::Memory => {}
+    }
     if args.messages.is_some() {
         usage_error!(
-            "--messages applies to a broker backend (nats, redis); the embedded bus runs for --seconds"
+            "--messages applies to a broker backend (nats, redis) or the bus in PostgreSQL/MySQL; the embedded bus in SQLite runs for --seconds"
         );
     }
     let mut options = if args.quick {
@@ -138,6 +153,148 @@ pub async fn run(args: BusArgs, global: &GlobalOptions) -> anyhow::Result<()> {
         retry.base,
         retry.factor,
         retry.cap,
+        result.relay_topics.join(", ")
+    ))?;
+    out.flush()
+}
+
+/// `bench bus` on the embedded bus in the configured PostgreSQL or MySQL server, never in the
+/// configured schema or database itself: each run makes its own beside it and drops it.
+async fn run_sql(
+    args: BusArgs,
+    global: &GlobalOptions,
+    settings: &Settings,
+    database: SqlBusDatabase,
+) -> anyhow::Result<()> {
+    if args.path.is_some() {
+        usage_error!(
+            "--path applies to the embedded bus in SQLite; in {} each run uses a schema of its own beside the configured one",
+            database.name()
+        );
+    }
+    let config = &settings.store.event_store;
+    let (url, base_name) = match database {
+        SqlBusDatabase::Postgres => (
+            config.connection_url()?.expose().clone(),
+            mammoth_postgres::PgOptions::from_config(config).schema,
+        ),
+        SqlBusDatabase::Mysql => {
+            let url = crate::store::mysql_url(&settings.store)?;
+            let from_url = mysql_async::Opts::from_url(&url)
+                .ok()
+                .and_then(|opts| opts.db_name().map(str::to_owned));
+            let base = mammoth_mysql::MysqlOptions::from_config(config)
+                .database
+                .or(from_url)
+                .unwrap_or_else(|| "mammoth".to_owned());
+            (url, base)
+        }
+    };
+    let mut options = SqlBusBenchOptions::new(database, url.clone(), base_name);
+    if args.quick {
+        options = options.quick();
+    }
+    if let Some(seconds) = args.seconds {
+        check_seconds(seconds)?;
+        options.duration = Duration::from_secs_f64(seconds);
+    }
+    if let Some(runs) = args.runs {
+        options.runs = usize::from(runs);
+    }
+    if let Some(messages) = args.messages {
+        options.messages = messages;
+    }
+    options.topics = Some(bus::policy(settings)?.topics);
+    let result = mammoth_bench::bench_bus_sql(&options)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error} ({} at {})", database.name(), redacted(&url)))?;
+    let mut out = Output::new(global.json);
+    if out.is_json() {
+        out.json_document(&serde_json::json!({
+            "benchmark": "bus",
+            "backend": "embedded",
+            "database": result.backend,
+            "url": redacted(&url),
+            "publishers": options.publishers,
+            "seconds": options.duration.as_secs_f64(),
+            "messages": options.messages,
+            "batch": mammoth_bench::SQL_BUS_BATCH,
+            "scratch": result.scratch,
+            "relay_topics": result.relay_topics,
+            "runs": result.runs,
+            "median": result.median,
+        }))?;
+        return out.flush();
+    }
+    let rate = |value: f64| thousands(value.round() as u64);
+    let row = |name: String, pick: fn(&SqlBusRun) -> f64, ratio: Option<fn(&SqlBusRun) -> f64>| {
+        let mut cells = vec![
+            name,
+            rate(pick(&result.median)),
+            ratio.map_or_else(String::new, |ratio| {
+                format!("{:.2}x", ratio(&result.median))
+            }),
+        ];
+        cells.extend(result.runs.iter().map(|run| rate(pick(run))));
+        cells
+    };
+    let mut header = vec!["".to_owned(), "MEDIAN".to_owned(), "x RAW".to_owned()];
+    header.extend((1..=result.runs.len()).map(|n| format!("RUN {n}")));
+    let tasks = options.publishers;
+    let batch = mammoth_bench::SQL_BUS_BATCH;
+    let rows = vec![
+        header,
+        row(
+            format!("raw 1-row INSERT commits/s ({tasks} tasks)"),
+            |r| r.raw_commits_per_sec,
+            None,
+        ),
+        row(
+            format!("bus publish msgs/s ({tasks} tasks, 1 per publish)"),
+            |r| r.publish_per_sec,
+            Some(|r| r.publish_ratio),
+        ),
+        row(
+            format!("raw {batch}-row INSERTs rows/s"),
+            |r| r.raw_batch_per_sec,
+            None,
+        ),
+        row(
+            format!("bus publish msgs/s (batches of {batch})"),
+            |r| r.publish_batch_per_sec,
+            Some(|r| r.publish_batch_ratio),
+        ),
+        row(
+            "relay store->bus events/s".to_owned(),
+            |r| r.relay_per_sec,
+            Some(|r| r.relay_ratio),
+        ),
+        row(
+            format!("raw {batch}-row reads + cursor commit rows/s"),
+            |r| r.raw_read_per_sec,
+            None,
+        ),
+        row(
+            format!("consume + ack msgs/s (up to {batch})"),
+            |r| r.consume_per_sec,
+            Some(|r| r.consume_ratio),
+        ),
+    ];
+    let columns = Columns::fitting(&rows);
+    for row in &rows {
+        out.line(columns.row(row))?;
+    }
+    out.line(format!(
+        "\nembedded bus in {} at {}: each run in a {} of its own ({}), dropped afterwards; publishes for {} s per part; {} messages per batch part; the relay's x RAW is against the raw {batch}-row INSERTs; relay topics {} ([message_bus.topics])",
+        result.backend,
+        redacted(&url),
+        match database {
+            SqlBusDatabase::Postgres => "schema",
+            SqlBusDatabase::Mysql => "database",
+        },
+        result.scratch.join(", "),
+        options.duration.as_secs_f64(),
+        thousands(options.messages),
         result.relay_topics.join(", ")
     ))?;
     out.flush()
