@@ -549,26 +549,6 @@ impl Started {
     }
 }
 
-/// The read-model file of projection `name`: `[projections.NAME] read_dsn`, else the default.
-pub(crate) fn read_model_path(settings: &Settings, name: &str) -> PathBuf {
-    settings
-        .config
-        .projections
-        .get(name)
-        .and_then(|config| config.read_dsn.as_ref())
-        .map(|dsn| sqlite_path(dsn.expose()))
-        .unwrap_or_else(|| PathBuf::from(mammoth_sqlite::read_model::DEFAULT_READ_MODEL_PATH))
-}
-
-/// `sqlite:///abs/path`, `sqlite://rel/path`, `sqlite:path` or a plain path.
-pub(crate) fn sqlite_path(dsn: &str) -> PathBuf {
-    let path = dsn
-        .strip_prefix("sqlite://")
-        .or_else(|| dsn.strip_prefix("sqlite:"))
-        .unwrap_or(dsn);
-    PathBuf::from(path)
-}
-
 /// Projection `name` as configured: where its read model lives and runner options.
 ///
 /// # Errors

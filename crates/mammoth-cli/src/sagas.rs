@@ -1,8 +1,9 @@
 //! `mammoth sagas list|show`: the sagas the runtime keeps in `$saga-<type>-<id>` streams.
-//! `list` reads the saga index (a SQL read model, caught up from the log first, in the
-//! read-model file); `show` reads one saga's stream and prints its timeline: each input
-//! received, command issued, compensation, deadline scheduled, cancelled or fired, and status
-//! change, with times.
+//! `list` reads the saga index (a SQL read model, caught up from the log first, wherever
+//! `[projections.saga_index] read_dsn` puts it: the read-model file by default, or a PostgreSQL
+//! schema or MySQL database); `show` reads one saga's stream and prints its timeline: each
+//! input received, command issued, compensation, deadline scheduled, cancelled or fired, and
+//! status change, with times. [`AppSagas`] is the same index for the server's `/admin/sagas`.
 
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -13,7 +14,12 @@ use mammoth_core::saga::{
     InputKind, SAGA_CATEGORY, SAGA_STEPPED, SagaStatus, SagaStepped, saga_stream,
 };
 use mammoth_core::{Direction, EventStore, RecordedEvent};
+use mammoth_mysql::read_model::{MysqlReadModel, ReadModelDatabase};
+use mammoth_mysql::saga_index::MysqlSagaIndex;
+use mammoth_postgres::read_model::{PgReadModel, PgReadModelDb};
+use mammoth_postgres::saga_index::PgSagaIndex;
 use mammoth_runtime::projection::{ProjectionOptions, ProjectionRunner};
+use mammoth_server::{AdminError, BoxFuture, SagaAdmin};
 use mammoth_sqlite::SqliteReadModel;
 use mammoth_sqlite::saga::{SAGA_INDEX, SagaCount, SagaIndex, SagaRow};
 use serde::Serialize;
@@ -21,6 +27,7 @@ use serde::Serialize;
 use crate::cli::GlobalOptions;
 use crate::exit::UsageError;
 use crate::output::{Columns, Output};
+use crate::read_models::ReadModelAt;
 use crate::settings::{self, Settings};
 use crate::store::{self, Access, AnyStore};
 
@@ -47,28 +54,102 @@ pub enum SagasCommand {
     },
 }
 
-/// The saga index's read-model file: `[projections.saga_index] read_dsn`, else the default.
-fn index_path(settings: &Settings) -> PathBuf {
-    crate::app::read_model_path(settings, SAGA_INDEX)
+/// The saga index's database, wherever `[projections.saga_index] read_dsn` puts it.
+pub(crate) enum SagaIndexDb {
+    /// A SQLite read-model file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL read-model schema.
+    Postgres(PgReadModelDb),
+    /// A MySQL read-model database.
+    Mysql(ReadModelDatabase),
 }
 
-/// Catches the saga index up with the log and opens it for queries.
-///
-/// # Errors
-/// Store and read-model failures.
-pub async fn caught_up_index(
-    settings: &Settings,
-    store: &AnyStore,
-) -> anyhow::Result<rusqlite::Connection> {
-    let path = index_path(settings);
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+impl SagaIndexDb {
+    /// Opens the configured place (creating the file's directory, or the schema).
+    ///
+    /// # Errors
+    /// A `read_dsn` that cannot be read; a database that cannot be reached.
+    pub(crate) async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (at, _) = crate::app::projection_settings(settings, SAGA_INDEX)?;
+        Ok(match &at {
+            ReadModelAt::File(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                Self::Sqlite(path.clone())
+            }
+            ReadModelAt::Postgres { .. } => Self::Postgres(at.postgres().await?),
+            ReadModelAt::Mysql { .. } => Self::Mysql(at.mysql()?),
+        })
     }
-    let target = SqliteReadModel::open(&path, SagaIndex)?;
-    let mut runner = ProjectionRunner::new(store.clone(), target, ProjectionOptions::default());
-    runner.catch_up(None, |_, _| {}).await?;
-    rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))
+
+    /// Catches the index up with `store`'s log.
+    ///
+    /// # Errors
+    /// Store and read-model failures.
+    pub(crate) async fn catch_up(&self, store: &AnyStore) -> anyhow::Result<()> {
+        let options = ProjectionOptions::default();
+        match self {
+            Self::Sqlite(path) => {
+                let target = SqliteReadModel::open(path, SagaIndex)?;
+                let mut runner = ProjectionRunner::new(store.clone(), target, options);
+                runner.catch_up(None, |_, _| {}).await?;
+            }
+            Self::Postgres(db) => {
+                let target = PgReadModel::open(db, PgSagaIndex);
+                let mut runner = ProjectionRunner::new(store.clone(), target, options);
+                runner.catch_up(None, |_, _| {}).await?;
+            }
+            Self::Mysql(db) => {
+                let target = MysqlReadModel::open(db, MysqlSagaIndex).await?;
+                let mut runner = ProjectionRunner::new(store.clone(), target, options);
+                runner.catch_up(None, |_, _| {}).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sagas newest first, of one type and status when given, at most `limit`.
+    ///
+    /// # Errors
+    /// Read-model failures.
+    pub(crate) async fn list(
+        &self,
+        saga_type: Option<&str>,
+        status: Option<SagaStatus>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<SagaRow>> {
+        Ok(match self {
+            Self::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                mammoth_sqlite::saga::list(&conn, saga_type, status, limit)?
+            }
+            Self::Postgres(db) => {
+                mammoth_postgres::saga_index::list(db, saga_type, status, limit).await?
+            }
+            Self::Mysql(db) => {
+                mammoth_mysql::saga_index::list(db, saga_type, status, limit).await?
+            }
+        })
+    }
+
+    /// How many sagas of each type are in each status.
+    ///
+    /// # Errors
+    /// Read-model failures.
+    pub(crate) async fn counts(&self) -> anyhow::Result<Vec<SagaCount>> {
+        Ok(match self {
+            Self::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                mammoth_sqlite::saga::counts(&conn)?
+            }
+            Self::Postgres(db) => mammoth_postgres::saga_index::counts(db).await?,
+            Self::Mysql(db) => mammoth_mysql::saga_index::counts(db).await?,
+        })
+    }
 }
 
 /// Saga counts per type and status, from the caught-up index.
@@ -76,8 +157,61 @@ pub async fn caught_up_index(
 /// # Errors
 /// Store and read-model failures.
 pub async fn counts(settings: &Settings, store: &AnyStore) -> anyhow::Result<Vec<SagaCount>> {
-    let conn = caught_up_index(settings, store).await?;
-    Ok(mammoth_sqlite::saga::counts(&conn)?)
+    let index = SagaIndexDb::open(settings).await?;
+    index.catch_up(store).await?;
+    index.counts().await
+}
+
+/// The saga index for the server's `/admin/sagas`, caught up from the log before each read.
+pub(crate) struct AppSagas {
+    store: AnyStore,
+    index: SagaIndexDb,
+    // One catch-up at a time: concurrent requests would only race for the same batches.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl AppSagas {
+    /// The index `index`, built from `store`.
+    pub(crate) fn new(store: AnyStore, index: SagaIndexDb) -> Self {
+        Self {
+            store,
+            index,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn caught_up(&self) -> Result<(), AdminError> {
+        let _one = self.lock.lock().await;
+        self.index.catch_up(&self.store).await.map_err(index_failed)
+    }
+}
+
+fn index_failed(error: anyhow::Error) -> AdminError {
+    AdminError::Failed(format!("saga index: {error:#}"))
+}
+
+impl SagaAdmin for AppSagas {
+    fn list(
+        &self,
+        saga_type: Option<String>,
+        status: Option<SagaStatus>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<SagaRow>, AdminError>> {
+        Box::pin(async move {
+            self.caught_up().await?;
+            self.index
+                .list(saga_type.as_deref(), status, limit)
+                .await
+                .map_err(index_failed)
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<SagaCount>, AdminError>> {
+        Box::pin(async move {
+            self.caught_up().await?;
+            self.index.counts().await.map_err(index_failed)
+        })
+    }
 }
 
 /// Runs one `sagas` command.
@@ -94,9 +228,11 @@ pub async fn run(command: SagasCommand, global: &GlobalOptions) -> anyhow::Resul
             status,
             limit,
         } => {
-            let conn = caught_up_index(&settings, &store).await?;
-            let rows =
-                mammoth_sqlite::saga::list(&conn, saga_type.as_deref(), status, limit.max(1))?;
+            let index = SagaIndexDb::open(&settings).await?;
+            index.catch_up(&store).await?;
+            let rows = index
+                .list(saga_type.as_deref(), status, limit.max(1))
+                .await?;
             list(&rows, &mut out)
         }
         SagasCommand::Show { id } => show(&store, &id, &mut out).await,

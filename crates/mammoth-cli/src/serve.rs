@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use mammoth_server::{Metered, Metrics, Server, ServerConfig, SqliteSagas};
+use mammoth_server::{Metered, Metrics, Server, ServerConfig};
 
-use crate::app::{App, Started, read_model_path};
+use crate::app::{App, Started};
 use crate::cli::GlobalOptions;
 use crate::projections::AppProjections;
+use crate::sagas::{AppSagas, SagaIndexDb};
 use crate::settings::{self, Settings};
 use crate::store::{self, Access};
 use crate::{bus_backend, output};
@@ -95,6 +96,13 @@ pub(crate) async fn serve(
         }
         Err(error) => (None, format!("no bus ({error:#})")),
     };
+    let saga_index = match SagaIndexDb::open(&settings).await {
+        Ok(index) => index,
+        Err(error) => {
+            store.close().await?;
+            return Err(error.context("opening the saga index ([projections.saga_index])"));
+        }
+    };
     // One recorder for the HTTP routes and the app's own store traffic.
     let recorder = Arc::new(Metrics::new());
     let metered = Metered::new(store.clone(), backend, Arc::clone(&recorder));
@@ -114,10 +122,7 @@ pub(crate) async fn serve(
         .config(config)
         .app(std::mem::take(&mut started.registry))
         .projections(projections)
-        .sagas(SqliteSagas::new(
-            store.clone(),
-            read_model_path(&settings, mammoth_sqlite::saga::SAGA_INDEX),
-        ));
+        .sagas(AppSagas::new(store.clone(), saga_index));
     if let Some(bus) = bus {
         server = server.bus(bus);
     }

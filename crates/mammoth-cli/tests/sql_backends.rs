@@ -406,7 +406,7 @@ fn append_config(sandbox: &Sandbox, text: &str) {
 
 #[cfg(unix)]
 #[test]
-fn the_order_read_model_runs_and_is_operated_in_postgres_when_read_dsn_names_it() {
+fn the_order_read_model_and_saga_index_live_in_postgres_when_read_dsn_names_it() {
     let Some((sandbox, _guard)) = postgres_sandbox() else {
         return;
     };
@@ -424,14 +424,16 @@ fn the_order_read_model_runs_and_is_operated_in_postgres_when_read_dsn_names_it(
     };
     append_config(
         &sandbox,
-        &format!("\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n"),
+        &format!(
+            "\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n[projections.saga_index]\nread_dsn: \"{read_dsn}\"\n"
+        ),
     );
     read_models_in_the_server(&sandbox, "postgres", &schema);
 }
 
 #[cfg(unix)]
 #[test]
-fn the_order_read_model_runs_and_is_operated_in_mysql_when_read_dsn_names_it() {
+fn the_order_read_model_and_saga_index_live_in_mysql_when_read_dsn_names_it() {
     let Some((sandbox, _guard)) = mysql_sandbox() else {
         return;
     };
@@ -454,16 +456,19 @@ fn the_order_read_model_runs_and_is_operated_in_mysql_when_read_dsn_names_it() {
     };
     append_config(
         &sandbox,
-        &format!("\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n"),
+        &format!(
+            "\n[projections.orders]\nread_dsn: \"{read_dsn}\"\n[projections.saga_index]\nread_dsn: \"{read_dsn}\"\n"
+        ),
     );
     read_models_in_the_server(&sandbox, "mysql", &database);
 }
 
-/// With `[projections.orders] read_dsn` naming the SQL server, `serve` runs the order read
-/// model there (the flow's read-your-writes query reads it), and every `projections` command
-/// operates it there: list and status say where it is, verify finds it equal to a fresh
-/// replay, a blue-green rebuild switches to version 2 and drops version 1, a replay in place
-/// keeps it equal. The local read-model file holds no order rows.
+/// With `[projections.orders]` and `[projections.saga_index] read_dsn` naming the SQL server,
+/// `serve` runs the order read model there (the flow's read-your-writes query reads it) and
+/// keeps the saga index there (`/admin/sagas` and `mammoth sagas list` read it), and every
+/// `projections` command operates the order read model there: list and status say where it is,
+/// verify finds it equal to a fresh replay, a blue-green rebuild switches to version 2 and
+/// drops version 1, a replay in place keeps it equal. Nothing is written to local SQLite files.
 fn read_models_in_the_server(sandbox: &Sandbox, backend: &str, place: &str) {
     serve_runs_the_order_app(sandbox);
 
@@ -520,16 +525,18 @@ fn read_models_in_the_server(sandbox: &Sandbox, backend: &str, place: &str) {
         .json();
     assert_eq!(verified["differences"], serde_json::json!([]), "{verified}");
 
-    let local = sandbox.path().join("mammoth-data").join("read_models.db");
-    if local.exists() {
-        let conn = rusqlite::Connection::open(&local).expect("open the local read models");
-        let orders_tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'orders%'",
-                [],
-                |row| row.get(0),
-            )
-            .expect("count tables");
-        assert_eq!(orders_tables, 0, "the order rows are not in the local file");
+    let sagas = sandbox
+        .run(&["sagas", "list", "--status", "compensated", "--json"])
+        .json();
+    assert!(
+        sagas
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|row| row["saga_id"] == "o-1")),
+        "the saga index in the server lists the compensated saga: {sagas}"
+    );
+
+    for file in ["read_models.db", "mammoth.db"] {
+        let local = sandbox.path().join("mammoth-data").join(file);
+        assert!(!local.exists(), "nothing is kept in {}", local.display());
     }
 }
