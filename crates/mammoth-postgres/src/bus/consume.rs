@@ -322,6 +322,7 @@ impl BusConsumer for PgConsumer {
             if !deliveries.is_empty() || now >= deadline {
                 return Ok(deliveries);
             }
+            self.bus.listen();
             let mut sleep = (deadline - now).min(self.bus.shared.options.poll_interval);
             if let Some(due) = next_due {
                 let until = u64::try_from(due.saturating_sub(now_micros())).unwrap_or(0);

@@ -16,16 +16,24 @@
 //!   (`dead.rs`). A delivery whose lease expires on its last attempt is dead-lettered too.
 //! - Deadlocks and serialization failures roll a transaction back whole; the bus runs it
 //!   again (a few times, with a short pause) before reporting a transient error.
-//! - Consumers on this handle are woken by its publishes at once; others poll every
-//!   `poll_interval`.
+//! - Publishes through one handle are group-committed (`combine.rs`): those queued while a
+//!   transaction runs share the next one, and each returns once it committed; a failed group
+//!   runs again one publish per transaction, so a bad publish fails alone.
+//! - Consumers on this handle are woken by its publishes at once. Every transaction storing
+//!   messages NOTIFYs the schema's bus channel (payload: the topic); a handle opened with
+//!   [`PgBus::with_listener`] LISTENs on it (`wake.rs`), so its consumers are woken by
+//!   publishes of other handles and processes too. Polling every `poll_interval` stays the
+//!   safety net.
 
+mod combine;
 mod consume;
 mod dead;
 mod publish;
 mod sql;
 mod stats;
+mod wake;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -34,13 +42,16 @@ use mammoth_core::bus::{
     BusError, ConsumerGroup, DeadLetter, DeadLetterFilter, MessageBus, OutgoingMessage, Published,
     RelayTarget, SubscribeOptions, Topic, TopicStats,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::PgEventStore;
 
 pub use consume::PgConsumer;
 
 use sql::{BusSql, pool_failed};
+
+use crate::error::BACKEND;
 
 /// Times a transaction that hit a deadlock or serialization failure is run again.
 const CONFLICT_RETRIES: u32 = 5;
@@ -60,7 +71,8 @@ pub(crate) enum Sync {
 /// a deadlock or serialization failure.
 macro_rules! transaction {
     ($bus:expr, $sync:expr, $action:expr, |$tx:ident| $body:expr) => {{
-        let bus: &$crate::bus::PgBus = $bus;
+        // A `PgBus`, or the `PgEventStore` of the group commit task: anything with `pool()`.
+        let bus = $bus;
         let sync: $crate::bus::Sync = $sync;
         let action: &'static str = $action;
         let mut retries = 0;
@@ -114,7 +126,7 @@ pub struct PgBusOptions {
     pub dedup_window: Duration,
     /// How often a waiting consumer looks for messages published by other handles and
     /// processes (and for retries coming due). Publishes on this handle wake its consumers at
-    /// once.
+    /// once, and so do publishes anywhere when the handle listens ([`PgBus::with_listener`]).
     pub poll_interval: Duration,
 }
 
@@ -129,10 +141,25 @@ impl Default for PgBusOptions {
 
 struct Shared {
     store: PgEventStore,
-    sql: BusSql,
+    sql: Arc<BusSql>,
     options: PgBusOptions,
-    /// Bumped after every commit that may make messages deliverable.
-    published: watch::Sender<u64>,
+    /// Bumped after every commit that may make messages deliverable, and by the listener.
+    published: Arc<watch::Sender<u64>>,
+    /// The group commit task's queue, started by the first publish.
+    publisher: OnceLock<mpsc::UnboundedSender<combine::Job>>,
+    /// Where the LISTEN connection connects; `None`: consumers only poll for other handles'
+    /// publishes.
+    listen: Option<tokio_postgres::Config>,
+    /// The listener task, started by the first consumer that waits.
+    listener: OnceLock<JoinHandle<()>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get() {
+            listener.abort();
+        }
+    }
 }
 
 /// The durable message bus in a [`PgEventStore`]'s schema, sharing its pool. Cheap to clone.
@@ -155,15 +182,47 @@ impl std::fmt::Debug for PgBus {
 
 impl PgBus {
     /// The bus kept beside `store`'s events (its tables are created by the store's
-    /// migrations).
+    /// migrations). Its consumers find messages published by other handles and processes by
+    /// polling every `poll_interval`; [`PgBus::with_listener`] wakes them at once.
     pub fn new(store: &PgEventStore, options: PgBusOptions) -> Self {
+        Self::build(store, options, None)
+    }
+
+    /// The bus kept beside `store`'s events, whose waiting consumers are also woken by
+    /// publishes of other handles and processes: the first consumer that waits opens one
+    /// LISTEN connection to `url` (the store's database) for the handle, reconnecting after a
+    /// loss; polling stays the safety net.
+    ///
+    /// # Errors
+    /// [`BusError::InvalidInput`] when `url` is not a PostgreSQL connection URL.
+    pub fn with_listener(
+        store: &PgEventStore,
+        options: PgBusOptions,
+        url: &str,
+    ) -> Result<Self, BusError> {
+        let config = url.parse::<tokio_postgres::Config>().map_err(|error| {
+            BusError::InvalidInput(format!(
+                "the bus listener's connection URL: {error}; write a URL such as postgres://user@host:5432/database"
+            ))
+        })?;
+        Ok(Self::build(store, options, Some(config)))
+    }
+
+    fn build(
+        store: &PgEventStore,
+        options: PgBusOptions,
+        listen: Option<tokio_postgres::Config>,
+    ) -> Self {
         let (published, _) = watch::channel(0);
         Self {
             shared: Arc::new(Shared {
-                sql: BusSql::new(store.schema()),
+                sql: Arc::new(BusSql::new(store.schema())),
                 store: store.clone(),
                 options,
-                published,
+                published: Arc::new(published),
+                publisher: OnceLock::new(),
+                listen,
+                listener: OnceLock::new(),
             }),
         }
     }
@@ -183,6 +242,62 @@ impl PgBus {
 
     async fn client(&self, action: &'static str) -> Result<deadpool_postgres::Client, BusError> {
         self.pool().get().await.map_err(pool_failed(action))
+    }
+
+    /// Starts the handle's LISTEN task if it has a listener and none runs yet (inside a tokio
+    /// runtime only; outside one, consumers poll).
+    fn listen(&self) {
+        let Some(config) = &self.shared.listen else {
+            return;
+        };
+        if self.shared.listener.get().is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        self.shared.listener.get_or_init(|| {
+            tokio::spawn(wake::run(
+                config.clone(),
+                self.sql().channel.clone(),
+                self.shared.published.clone(),
+            ))
+        });
+    }
+
+    /// Publishes through the group commit task (started on first use), or in a transaction
+    /// of its own outside a tokio runtime or when the task is gone (its runtime shut down).
+    async fn publish_grouped(
+        &self,
+        topic: &Topic,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<Vec<Published>, BusError> {
+        let shared = &self.shared;
+        let window = shared.options.dedup_window;
+        let messages = if tokio::runtime::Handle::try_current().is_ok() {
+            let queue = shared
+                .publisher
+                .get_or_init(|| combine::spawn(shared.store.clone(), shared.sql.clone(), window));
+            let (reply, result) = oneshot::channel();
+            let job = combine::Job {
+                topic: topic.clone(),
+                messages,
+                reply,
+            };
+            match queue.send(job) {
+                Ok(()) => {
+                    return result.await.map_err(|_| {
+                        BusError::backend(
+                            BACKEND,
+                            "publishing",
+                            "the publish task stopped before replying (its runtime shut down); the messages may or may not be stored, so publish them again with the same ids",
+                            true,
+                        )
+                    })?;
+                }
+                Err(unsent) => unsent.0.messages,
+            }
+        } else {
+            messages
+        };
+        combine::alone(&shared.store, &shared.sql, window, topic, &messages).await
     }
 
     /// Wakes the waiting consumers of this handle.
@@ -218,16 +333,7 @@ impl MessageBus for PgBus {
             ));
         }
         publish::check_storable(&messages)?;
-        let window = self.shared.options.dedup_window;
-        let messages: Vec<&OutgoingMessage> = messages.iter().collect();
-        let published = transaction!(self, Sync::Full, "publishing", |tx| publish::publish(
-            &tx,
-            self.sql(),
-            topic,
-            &messages,
-            window,
-            "publishing"
-        ))?;
+        let published = self.publish_grouped(topic, messages).await?;
         self.wake();
         Ok(published)
     }

@@ -62,7 +62,8 @@ pub(crate) async fn lock_topic(
     Ok(row.get(0))
 }
 
-/// Moves `topic`'s head to `last_seq` (its row is locked by [`lock_topic`]).
+/// Moves `topic`'s head to `last_seq` (its row is locked by [`lock_topic`]) and notifies the
+/// bus's listeners of `topic` at commit.
 pub(crate) async fn set_topic_head(
     tx: &Transaction<'_>,
     sql: &BusSql,
@@ -74,7 +75,7 @@ pub(crate) async fn set_topic_head(
         .prepare_cached(&sql.set_topic_head)
         .await
         .map_err(failed(action))?;
-    tx.execute(&statement, &[&topic, &last_seq])
+    tx.execute(&statement, &[&topic, &last_seq, &sql.channel])
         .await
         .map_err(failed(action))?;
     Ok(())
@@ -132,8 +133,8 @@ pub(crate) async fn publish(
     Ok(published)
 }
 
-/// Inserts the numbered messages, remembers their ids and moves the topic's head past them,
-/// in one statement (the fewer round trips under the topic's lock, the less publishes wait).
+/// Inserts the numbered messages, remembers their ids, moves the topic's head past them and
+/// notifies the bus's listeners of the topic at commit, in one statement (the fewer round trips under the topic's lock, the less publishes wait).
 async fn insert(
     tx: &Transaction<'_>,
     sql: &BusSql,
@@ -180,6 +181,7 @@ async fn insert(
             &los,
             &his,
             &head,
+            &sql.channel,
         ],
     )
     .await

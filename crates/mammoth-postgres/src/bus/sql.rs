@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use crate::error::{BACKEND, is_transient};
+use crate::schema::stable_hash;
 
 /// A PostgreSQL failure as a [`BusError`] source: the SQLSTATE (when the server sent one) and
 /// the message, so the retry loop can tell a deadlock from the rest.
@@ -127,12 +128,17 @@ const DEAD_FILTER: &str = "($1::int8 IS NULL OR id = $1)
 /// Every statement the bus runs, with the schema filled in.
 #[derive(Debug)]
 pub(crate) struct BusSql {
+    /// The LISTEN/NOTIFY channel of the schema's bus (the payload of a notification is the
+    /// topic); apart from the event store's channel, so neither wakes the other's waiters.
+    pub channel: String,
     /// Locks the topic's head row (creating it) and returns its last sequence number.
     pub lock_topic: String,
+    /// Moves the topic's head to `$2` and notifies channel `$3` (delivered on commit).
     pub set_topic_head: String,
     pub find_duplicates: String,
     /// Inserts rows from parallel arrays (headers are slices `lo..=hi` of two flat arrays),
-    /// remembers their ids and moves the topic's head to `$11`, in one statement.
+    /// remembers their ids, moves the topic's head to `$11` and notifies channel `$12` (delivered
+    /// on commit), in one statement.
     pub insert_messages: String,
     /// Locks the relay's row (creating it at 0) and returns its position.
     pub lock_relay: String,
@@ -191,12 +197,17 @@ impl BusSql {
     pub fn new(schema: &str) -> Self {
         let s = format!("\"{schema}\"");
         Self {
+            // 28 characters: well inside the 63 PostgreSQL keeps of an identifier.
+            channel: format!("mammoth_bus_{:016x}", stable_hash(schema) as u64),
             lock_topic: format!(
                 "INSERT INTO {s}.bus_topics (topic, last_seq) VALUES ($1, 0)
                  ON CONFLICT (topic) DO UPDATE SET last_seq = {s}.bus_topics.last_seq
                  RETURNING last_seq"
             ),
-            set_topic_head: format!("UPDATE {s}.bus_topics SET last_seq = $2 WHERE topic = $1"),
+            set_topic_head: format!(
+                "WITH head AS (UPDATE {s}.bus_topics SET last_seq = $2 WHERE topic = $1)
+                 SELECT pg_notify($3, $1)"
+            ),
             find_duplicates: format!(
                 "SELECT message_id, seq, published_at FROM {s}.bus_dedup
                  WHERE topic = $1 AND message_id = ANY($2)"
@@ -219,7 +230,7 @@ impl BusSql {
                  ), head AS (
                     UPDATE {s}.bus_topics SET last_seq = $11 WHERE topic = $1
                  )
-                 SELECT count(*) FROM stored"
+                 SELECT count(*), pg_notify($12, $1) FROM stored"
             ),
             lock_relay: format!(
                 "INSERT INTO {s}.bus_relays (name, position, updated_at) VALUES ($1, 0, $2)
