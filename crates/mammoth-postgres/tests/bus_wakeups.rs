@@ -136,6 +136,69 @@ async fn a_consumer_without_a_listener_waits_for_its_poll() {
     assert_eq!(got.len(), 1, "the message was stored");
 }
 
+/// The bus channel of `schema`, as the driver names it (FNV-1a of the schema name).
+fn bus_channel(schema: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("mammoth_bus_{hash:016x}")
+}
+
+/// Ends the server sessions listening on `schema`'s bus channel; returns how many.
+async fn terminate_listeners(url: &str, schema: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    let driver = tokio::spawn(connection);
+    let listen = format!("LISTEN {}", bus_channel(schema));
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+            &[&listen],
+        )
+        .await
+        .expect("terminate the listeners")
+        .get(0);
+    drop(client);
+    let _ = driver.await;
+    killed
+}
+
+/// The listener's connection is killed by the server; the handle reconnects on its own and
+/// a later publish on another handle still wakes the consumer long before its 10 s poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_listener_connection_reconnects_and_wakes_again() {
+    let Some(factory) = factory() else { return };
+    let (publisher, consumer_store) = two_processes(&factory).await;
+    let orders = topic("orders");
+    let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
+    let consuming = PgBus::with_listener(&consumer_store.store, slow_polling(), &factory.url)
+        .expect("the test URL parses");
+    let consumer = consuming
+        .subscribe(&orders, &group("billing"), SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    consumer
+        .receive(1, Duration::from_millis(300))
+        .await
+        .expect("receive");
+    let killed = terminate_listeners(&factory.url, &consumer_store.guard.schema).await;
+    assert_eq!(killed, 1, "the handle had one listening connection");
+
+    publish_later(publishing, orders, "o-1", Duration::from_millis(500));
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        consumer.receive(1, Duration::from_secs(8)),
+    )
+    .await
+    .expect("the reconnected listener must wake the consumer well before its 10 s poll")
+    .expect("receive");
+    assert_eq!(got.len(), 1);
+    consumer.ack(&got).await.expect("ack");
+}
+
 /// Percentile `p` (0..=100) of sorted `values`.
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let index = (sorted.len() * p / 100).min(sorted.len() - 1);
