@@ -27,6 +27,8 @@ const QUEUE: usize = 16_384;
 struct Shared {
     sql: Arc<Sql>,
     options: PgOptions,
+    /// Where the store connects: for connections of their own (the bus's LISTEN).
+    connect: tokio_postgres::Config,
     pool: Pool,
     requests: mpsc::Sender<Request>,
     head: watch::Receiver<Position>,
@@ -116,11 +118,12 @@ impl PgEventStore {
         let (requests, receiver) = mpsc::channel(QUEUE);
         let writer = Writer::new(config.clone(), sql.clone(), head_tx.clone());
         let writer = tokio::spawn(writer.run(receiver));
-        let listener = tokio::spawn(listen::run(config, sql.clone(), head_tx));
+        let listener = tokio::spawn(listen::run(config.clone(), sql.clone(), head_tx));
         Ok(Self {
             shared: Arc::new(Shared {
                 sql,
                 options,
+                connect: config,
                 pool,
                 requests,
                 head,
@@ -141,6 +144,12 @@ impl PgEventStore {
     ) -> Result<Self, StoreError> {
         let url = crate::config_url(config)?;
         Self::open(&url, PgOptions::from_config(config)).await
+    }
+
+    /// Where the store connects, for a connection of one's own (pooled connections drop
+    /// notifications, so a LISTEN needs one).
+    pub(crate) fn connect_config(&self) -> &tokio_postgres::Config {
+        &self.shared.connect
     }
 
     /// The schema holding the tables.

@@ -1,6 +1,6 @@
 //! Cross-process wake-ups of the PostgreSQL bus: a publish NOTIFYs the schema's bus channel,
-//! and a handle opened with `PgBus::with_listener` wakes its waiting consumers on it instead of
-//! waiting for the next poll. Two handles on one schema, each with its own store and pool,
+//! and a handle (`PgBus::new`, or `PgBus::with_listener` for another URL) wakes its waiting
+//! consumers on it instead of waiting for the next poll; `PgBus::polling` only polls. Two handles on one schema, each with its own store and pool,
 //! stand for two processes. Needs MAMMOTH_TEST_POSTGRES_URL (skips with a note without it,
 //! fails under CI=true).
 
@@ -66,8 +66,7 @@ async fn a_consumer_on_another_handle_is_woken_long_before_its_poll_interval() {
     let (publisher, consumer_store) = two_processes(&factory).await;
     let orders = topic("orders");
     let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
-    let consuming = PgBus::with_listener(&consumer_store.store, slow_polling(), &factory.url)
-        .expect("the test URL parses");
+    let consuming = PgBus::new(&consumer_store.store, slow_polling());
     let consumer = consuming
         .subscribe(&orders, &group("billing"), SubscribeOptions::default())
         .await
@@ -113,7 +112,7 @@ async fn a_consumer_without_a_listener_waits_for_its_poll() {
     let (publisher, consumer_store) = two_processes(&factory).await;
     let orders = topic("orders");
     let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
-    let consuming = PgBus::new(&consumer_store.store, slow_polling());
+    let consuming = PgBus::polling(&consumer_store.store, slow_polling());
     let consumer = consuming
         .subscribe(&orders, &group("billing"), SubscribeOptions::default())
         .await
@@ -269,7 +268,7 @@ async fn cross_handle_delivery_latency_timing() {
     let count = 200;
     let (publisher, consumer_store) = two_processes(&factory).await;
     let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
-    let polling = PgBus::new(&consumer_store.store, PgBusOptions::default());
+    let polling = PgBus::polling(&consumer_store.store, PgBusOptions::default());
     let polled = delivery_latencies(&publishing, &polling, count).await;
     drop(polling);
 

@@ -20,10 +20,9 @@
 //!   transaction runs share the next one, and each returns once it committed; a failed group
 //!   runs again one publish per transaction, so a bad publish fails alone.
 //! - Consumers on this handle are woken by its publishes at once. Every transaction storing
-//!   messages NOTIFYs the schema's bus channel (payload: the topic); a handle opened with
-//!   [`PgBus::with_listener`] LISTENs on it (`wake.rs`), so its consumers are woken by
-//!   publishes of other handles and processes too. Polling every `poll_interval` stays the
-//!   safety net.
+//!   messages NOTIFYs the schema's bus channel (payload: the topic); a handle LISTENs on it
+//!   (`wake.rs`; all but [`PgBus::polling`] ones), so its consumers are woken by publishes of
+//!   other handles and processes too. Polling every `poll_interval` stays the safety net.
 
 mod combine;
 mod consume;
@@ -126,7 +125,7 @@ pub struct PgBusOptions {
     pub dedup_window: Duration,
     /// How often a waiting consumer looks for messages published by other handles and
     /// processes (and for retries coming due). Publishes on this handle wake its consumers at
-    /// once, and so do publishes anywhere when the handle listens ([`PgBus::with_listener`]).
+    /// once, and so do publishes anywhere unless the handle only polls ([`PgBus::polling`]).
     pub poll_interval: Duration,
 }
 
@@ -182,9 +181,16 @@ impl std::fmt::Debug for PgBus {
 
 impl PgBus {
     /// The bus kept beside `store`'s events (its tables are created by the store's
-    /// migrations). Its consumers find messages published by other handles and processes by
-    /// polling every `poll_interval`; [`PgBus::with_listener`] wakes them at once.
+    /// migrations). The first consumer that waits opens one LISTEN connection (with the store's
+    /// connection settings) for the handle, so publishes of other handles and processes wake
+    /// its consumers at once; polling every `poll_interval` stays the safety net.
     pub fn new(store: &PgEventStore, options: PgBusOptions) -> Self {
+        Self::build(store, options, Some(store.connect_config().clone()))
+    }
+
+    /// As [`PgBus::new`], with consumers that only poll for other handles' publishes (no
+    /// LISTEN connection).
+    pub fn polling(store: &PgEventStore, options: PgBusOptions) -> Self {
         Self::build(store, options, None)
     }
 
