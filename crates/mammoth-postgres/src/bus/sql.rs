@@ -208,9 +208,12 @@ impl BusSql {
                 "WITH head AS (UPDATE {s}.bus_topics SET last_seq = $2 WHERE topic = $1)
                  SELECT pg_notify($3, $1)"
             ),
+            // One index probe per id: with `message_id = ANY($2)` the cached generic plan
+            // scanned the topic's whole dedup window (8.9 ms per publish at 50,000 rows).
             find_duplicates: format!(
-                "SELECT message_id, seq, published_at FROM {s}.bus_dedup
-                 WHERE topic = $1 AND message_id = ANY($2)"
+                "SELECT d.message_id, d.seq, d.published_at
+                 FROM unnest($2::uuid[]) AS i(id)
+                 JOIN {s}.bus_dedup d ON d.topic = $1 AND d.message_id = i.id"
             ),
             insert_messages: format!(
                 "WITH stored AS (
