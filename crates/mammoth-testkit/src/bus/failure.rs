@@ -20,7 +20,9 @@ fn fail(error: &str, action: NackAction) -> Failure {
     }
 }
 
-/// A nack asking for a delay brings the message back as the next attempt, not sooner.
+/// A nack asking for a delay brings the message back as the next attempt, not sooner. The
+/// delay counts from when the nack was sent: a bus (or a broker) can only start it while
+/// handling the nack, which may be a commit's flush before the call returns.
 pub async fn a_nack_with_a_delay_redelivers_no_sooner_than_the_delay<F: BusFactory>(factory: &F) {
     let bus = factory.fresh().await;
     let orders = topic("orders");
@@ -31,11 +33,11 @@ pub async fn a_nack_with_a_delay_redelivers_no_sooner_than_the_delay<F: BusFacto
     publish(&bus, &orders, &["a"]).await;
     let got = receive_n(&consumer, 1, WAIT).await;
     let delay = Duration::from_millis(300);
+    let nacked_at = Instant::now();
     let outcome = consumer
         .nack(&got[0], fail("later", NackAction::RetryAfter(delay)))
         .await
         .expect("nack");
-    let nacked_at = Instant::now();
     assert_eq!(
         outcome,
         NackOutcome::Retrying {
