@@ -57,13 +57,15 @@ pub enum BenchCommand {
 
     /// Measure the configured message bus. Embedded: end to end (publish -> handler -> ack:
     /// throughput and p50/p99 latency) and the outbox relay (store -> bus), beside the raw
-    /// append rate of the same run, each part on a fresh SQLite file. NATS or Redis
-    /// (`[message_bus] backend`): raw publish (async with acks in flight / pipelined XADD),
-    /// bus publish, relay and consume of --messages messages, each beside raw, on a fresh
-    /// stream or key prefix deleted afterwards. The whole benchmark repeats --runs times and
-    /// the report gives medians.
+    /// append rate of the same run, each part on a fresh SQLite file. Embedded beside a
+    /// PostgreSQL or MySQL store (`[event_store] backend`): publish (16 tasks, and batches of
+    /// --messages), relay and consume + ack, each beside raw SQL of the same work, in a scratch
+    /// schema/database dropped afterwards. NATS or Redis (`[message_bus] backend`): raw publish
+    /// (async with acks in flight / pipelined XADD), bus publish, relay and consume of
+    /// --messages messages, each beside raw, on a fresh stream or key prefix deleted
+    /// afterwards. The whole benchmark repeats --runs times and the report gives medians.
     #[command(
-        after_long_help = "Examples:\n  mammoth bench bus                            # 3 runs: about half a minute\n  mammoth bench bus --quick                    # one short run\n  mammoth bench bus --runs 5 --json > bus.json\n  mammoth --config nats.tsk bench bus --messages 50000"
+        after_long_help = "Examples:\n  mammoth bench bus                            # 3 runs: about half a minute\n  mammoth bench bus --quick                    # one short run\n  mammoth bench bus --runs 5 --json > bus.json\n  mammoth --config pg.tsk bench bus --runs 3      # the embedded bus in PostgreSQL\n  mammoth --config nats.tsk bench bus --messages 50000"
     )]
     Bus(bus::BusArgs),
 
