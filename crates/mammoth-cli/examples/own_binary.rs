@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use mammoth_cli::{App, AppContext};
+use mammoth_cli::{App, AppContext, ReadModelDatabase};
 use mammoth_core::bus::{Failure, Topic, TopicMap};
 use mammoth_core::{EventFilter, RecordedEvent};
 use mammoth_example_orders::app::OrdersApp;
@@ -51,8 +51,11 @@ pub fn app(audited: Arc<Mutex<BTreeSet<String>>>) -> App {
         .routes(|context: &AppContext| {
             let orders = OrdersApp::new(context.store().clone());
             let mut registry = mammoth_server::orders::registry(&orders, None);
-            if let Some(model) = context.read_model("event_counts") {
-                let path = model.path.clone();
+            // This projection is registered for SQLite only, so its read model is a file.
+            if let Some(model) = context.read_model("event_counts")
+                && let ReadModelDatabase::Sqlite(path) = &model.database
+            {
+                let path = path.clone();
                 let counts = QueryBus::builder()
                     .handle_with_progress(
                         move |query: EventCount| {

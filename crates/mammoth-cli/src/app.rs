@@ -116,19 +116,18 @@ pub struct AppContext {
 /// A running projection's read model, for the queries that read it.
 #[derive(Clone, Debug)]
 pub struct ReadModel {
-    /// The SQLite file its tables are in (empty when it lives in PostgreSQL or MySQL).
-    pub path: PathBuf,
-    /// Where it lives (`[projections.NAME] read_dsn`).
-    pub at: ReadModelAt,
-    /// The PostgreSQL or MySQL database it lives in, sharing the runner's pool.
-    pub database: Option<ReadModelDatabase>,
+    /// Where its tables are (`[projections.NAME] read_dsn`): a SQLite file, or a PostgreSQL
+    /// or MySQL database sharing the runner's pool.
+    pub database: ReadModelDatabase,
     /// Its checkpoint: hand it to the query bus so `min_position` queries wait for it.
     pub progress: PositionWatch,
 }
 
-/// A read model's database connection, for queries of a read model in PostgreSQL or MySQL.
+/// Where a running read model's tables are, for the queries that read them.
 #[derive(Clone, Debug)]
 pub enum ReadModelDatabase {
+    /// A SQLite file.
+    Sqlite(PathBuf),
     /// A PostgreSQL schema.
     Postgres(PgReadModelDb),
     /// A MySQL database.
@@ -357,15 +356,9 @@ impl App {
                 .await
                 .with_context(|| format!("starting projection {name} ({})", known.at.describe()))?;
             started.push(format!("projection {name}"), running.stop);
-            let path = match &known.at {
-                ReadModelAt::File(path) => path.clone(),
-                _ => PathBuf::new(),
-            };
             read_models.insert(
                 name,
                 ReadModel {
-                    path,
-                    at: known.at.clone(),
                     database: running.database,
                     progress: running.progress,
                 },
@@ -583,7 +576,7 @@ pub(crate) fn projection_settings(
 pub(crate) struct Running {
     pub progress: PositionWatch,
     pub stop: Stop,
-    pub database: Option<ReadModelDatabase>,
+    pub database: ReadModelDatabase,
 }
 
 /// A registered SQL projection, with its type erased.
@@ -653,7 +646,7 @@ pub(crate) trait ReadModelKind: Send + Sync + 'static {
         projection: Self::Projection,
     ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>>;
     /// The target's database, for queries.
-    fn database(target: &Self::Target) -> Option<ReadModelDatabase>;
+    fn database(target: &Self::Target) -> ReadModelDatabase;
 }
 
 fn file(at: &ReadModelAt) -> anyhow::Result<&Path> {
@@ -697,8 +690,8 @@ impl<P: SqliteProjection> ReadModelKind for SqliteKind<P> {
     ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(SqliteReadModel::shadow(file(at)?, projection)?) })
     }
-    fn database(_: &Self::Target) -> Option<ReadModelDatabase> {
-        None
+    fn database(target: &Self::Target) -> ReadModelDatabase {
+        ReadModelDatabase::Sqlite(target.path().to_path_buf())
     }
 }
 
@@ -738,8 +731,8 @@ impl<P: PgProjection> ReadModelKind for PgKind<P> {
     ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(PgReadModel::shadow(&at.postgres().await?, projection).await?) })
     }
-    fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
-        Some(ReadModelDatabase::Postgres(target.db().clone()))
+    fn database(target: &Self::Target) -> ReadModelDatabase {
+        ReadModelDatabase::Postgres(target.db().clone())
     }
 }
 
@@ -777,8 +770,8 @@ impl<P: MysqlProjection> ReadModelKind for MysqlKind<P> {
     ) -> BorrowingSendFuture<'a, anyhow::Result<Self::Target>> {
         Box::pin(async move { Ok(MysqlReadModel::shadow(&at.mysql()?, projection).await?) })
     }
-    fn database(target: &Self::Target) -> Option<ReadModelDatabase> {
-        Some(ReadModelDatabase::Mysql(target.database().clone()))
+    fn database(target: &Self::Target) -> ReadModelDatabase {
+        ReadModelDatabase::Mysql(target.database().clone())
     }
 }
 

@@ -37,13 +37,13 @@ fn order_queries(model: &ReadModel) -> QueryBus {
     let builder = QueryBus::builder();
     let progress = model.progress.clone();
     match &model.database {
-        Some(ReadModelDatabase::Postgres(db)) => {
+        ReadModelDatabase::Sqlite(path) => OrderSummaries::new(path).register(builder, progress),
+        ReadModelDatabase::Postgres(db) => {
             PgOrderSummaries::new(db.clone()).register(builder, progress)
         }
-        Some(ReadModelDatabase::Mysql(db)) => {
+        ReadModelDatabase::Mysql(db) => {
             MysqlOrderSummaries::new(db.clone()).register(builder, progress)
         }
-        None => OrderSummaries::new(&model.path).register(builder, progress),
     }
     .build()
 }

@@ -81,6 +81,21 @@ pub(crate) struct Known {
     pub(crate) at: ReadModelAt,
     pub(crate) options: ProjectionOptions,
     pub(crate) def: Arc<dyn ProjectionDef>,
+    /// Its read-model administration, opened on first use and kept (the server asks at every
+    /// `/metrics` scrape; a PostgreSQL or MySQL admin holds a connection pool).
+    admin: tokio::sync::OnceCell<AnyReadModelAdmin>,
+}
+
+impl Known {
+    /// The read-model administration where this projection lives, opened once.
+    ///
+    /// # Errors
+    /// When the file or database cannot be opened.
+    pub(crate) async fn admin(&self) -> anyhow::Result<&AnyReadModelAdmin> {
+        self.admin
+            .get_or_try_init(|| AnyReadModelAdmin::open(&self.at))
+            .await
+    }
 }
 
 /// The app's projections by name, each with the registration for the database its
@@ -120,6 +135,7 @@ pub(crate) fn known(settings: &Settings, app: &App) -> anyhow::Result<Vec<Known>
             at,
             options,
             def: Arc::clone(def),
+            admin: tokio::sync::OnceCell::new(),
         });
     }
     Ok(all)
@@ -168,10 +184,7 @@ pub async fn run(
         }
         ProjectionsCommand::Pause { name } => {
             let known = find(&all, &name)?;
-            AnyReadModelAdmin::open(&known.at)
-                .await?
-                .pause(&known.name)
-                .await?;
+            known.admin().await?.pause(&known.name).await?;
             out.line(format!(
                 "asked {name} to pause; `mammoth projections status` shows when it has"
             ))?;
@@ -179,10 +192,7 @@ pub async fn run(
         }
         ProjectionsCommand::Resume { name } => {
             let known = find(&all, &name)?;
-            AnyReadModelAdmin::open(&known.at)
-                .await?
-                .resume(&known.name)
-                .await?;
+            known.admin().await?.resume(&known.name).await?;
             out.line(format!("asked {name} to resume"))?;
             out.flush()
         }
@@ -351,7 +361,7 @@ async fn stored_rows(known: &[&Known], head: Position) -> anyhow::Result<Vec<Pro
     for known in known {
         let stored: Vec<ReadModelStatus> = match &known.at {
             ReadModelAt::File(path) if !path.exists() => Vec::new(),
-            at => AnyReadModelAdmin::open(at).await?.status().await?,
+            _ => known.admin().await?.status().await?,
         };
         let mine: Vec<_> = stored
             .into_iter()
@@ -427,9 +437,7 @@ impl ProjectionsAdmin for AppProjections {
     fn pause<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
         Box::pin(async move {
             let known = self.find(name)?;
-            let admin = AnyReadModelAdmin::open(&known.at)
-                .await
-                .map_err(admin_failed)?;
+            let admin = known.admin().await.map_err(admin_failed)?;
             admin
                 .pause(name)
                 .await
@@ -440,9 +448,7 @@ impl ProjectionsAdmin for AppProjections {
     fn resume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), AdminError>> {
         Box::pin(async move {
             let known = self.find(name)?;
-            let admin = AnyReadModelAdmin::open(&known.at)
-                .await
-                .map_err(admin_failed)?;
+            let admin = known.admin().await.map_err(admin_failed)?;
             admin
                 .resume(name)
                 .await
@@ -523,7 +529,7 @@ pub(crate) async fn replay_into<T: ProjectionTarget + 'static>(
     target: T,
     on_batch: OnBatch<'_>,
 ) -> anyhow::Result<Position> {
-    let admin = AnyReadModelAdmin::open(&known.at).await?;
+    let admin = known.admin().await?;
     admin.reset(&known.name, known.tables).await?;
     let mut runner = ProjectionRunner::new(store, target, known.options);
     Ok(runner.catch_up(None, on_batch).await?)
@@ -571,7 +577,7 @@ pub(crate) async fn rebuild_into<T: ProjectionTarget + 'static>(
     drop_old: bool,
     on_batch: OnBatch<'_>,
 ) -> anyhow::Result<Rebuilt> {
-    let admin = AnyReadModelAdmin::open(&known.at).await?;
+    let admin = known.admin().await?;
     let old = admin
         .active(&known.name)
         .await?
@@ -610,7 +616,7 @@ pub(crate) async fn verify_into<T: ProjectionTarget + 'static>(
     known: &Known,
     shadow: T,
 ) -> anyhow::Result<VerifyReport> {
-    let admin = AnyReadModelAdmin::open(&known.at).await?;
+    let admin = known.admin().await?;
     let report = projection::verify(
         store,
         shadow,
