@@ -64,7 +64,7 @@ pub struct ProjectionConfig {
     pub checkpoint: Checkpoint,
     /// What an event that still fails after the retries does (default `stop`).
     pub on_failure: OnFailure,
-    /// Events per batch (default 100, at least 1).
+    /// Events per batch (default 1,000, as the runner's own default; at least 1).
     pub batch_size: u32,
     /// The read model's database, a URL or PDO DSN (may carry a password, so it is a secret).
     pub read_dsn: Option<Secret<String>>,
@@ -77,7 +77,7 @@ impl Default for ProjectionConfig {
             categories: Vec::new(),
             checkpoint: Checkpoint::EventStore,
             on_failure: OnFailure::Stop,
-            batch_size: 100,
+            batch_size: 1_000,
             read_dsn: None,
         }
     }

@@ -173,6 +173,11 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
     async fn run(mut self, mut control: watch::Receiver<Control>) -> Result<T, ProjectionError> {
         let mut external = mammoth_core::Requested::default();
         let mut asked_at: Option<Instant> = None;
+        // A runner starts as running in memory; it says so where other processes look,
+        // replacing whatever an earlier runner recorded (stopped, failed), when the task
+        // starts (a runner that caught up before `spawn` has its checkpoint loaded already)
+        // and again after every reload.
+        let mut announce = true;
         loop {
             if !self.loaded {
                 if let Err(error) = self.load().await {
@@ -180,8 +185,10 @@ impl<S: EventStore + 'static, T: ProjectionTarget + 'static> ProjectionRunner<S,
                     self.idle(&mut control, u64::MAX).await;
                     continue;
                 }
-                // A runner starts as running in memory; say so where other processes look,
-                // replacing whatever an earlier runner recorded (stopped, failed).
+                announce = true;
+            }
+            if announce {
+                announce = false;
                 if let Err(error) = self.target.record_state(&self.state).await {
                     tracing::warn!(projection = %self.name, %error, "recording the state");
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mammoth_core::{
     ApplyFailure, EventFilter, EventStore, ExpectedVersion, InMemoryEventStore, NewEvent, Position,
-    ProjectionError, ProjectionTarget, RecordedEvent, StreamId,
+    ProjectionError, ProjectionState, ProjectionTarget, RecordedEvent, StreamId,
 };
 use tokio::sync::Semaphore;
 
@@ -18,6 +18,8 @@ use crate::{Query, QueryBus, QueryError, QueryOptions};
 struct Stored {
     applied: Vec<Position>,
     checkpoint: Position,
+    /// Every state the runner recorded for other processes, in order.
+    states: Vec<ProjectionState>,
 }
 
 /// A transactional target: each apply checks that the stored checkpoint is still the one it
@@ -84,6 +86,11 @@ impl ProjectionTarget for GatedModel {
     ) -> Result<(), ProjectionError> {
         lock(&self.stored).checkpoint = event.position;
         self.loaded = event.position;
+        Ok(())
+    }
+
+    async fn record_state(&mut self, state: &ProjectionState) -> Result<(), ProjectionError> {
+        lock(&self.stored).states.push(state.clone());
         Ok(())
     }
 }
@@ -238,4 +245,41 @@ async fn an_idle_runner_follows_an_in_place_replay_without_a_new_event() {
         "the rebuild applied every event once, in order"
     );
     fixture.handle.stop().await.unwrap();
+}
+
+/// Regression: `serve` catches a projection up before spawning its runner, and the spawned
+/// runner recorded its state only when it (re)loaded the checkpoint, which a caught-up runner
+/// had already done: other processes kept seeing the "stopped" an earlier runner had left.
+#[tokio::test]
+async fn a_runner_spawned_after_catching_up_records_that_it_runs() {
+    let store = Arc::new(InMemoryEventStore::new());
+    append_one(&store).await;
+    let stored = Arc::new(Mutex::new(Stored::default()));
+    lock(&stored).states.push(ProjectionState::Stopped);
+    let target = GatedModel {
+        stored: stored.clone(),
+        gate: Arc::new(Semaphore::new(100)),
+        loaded: 0,
+    };
+    let mut runner = ProjectionRunner::new(store.clone(), target, ProjectionOptions::default());
+    assert_eq!(runner.catch_up(None, |_, _| {}).await.unwrap(), 1);
+
+    let handle = runner.spawn();
+    for _ in 0..1_000 {
+        if lock(&stored).states.last() == Some(&ProjectionState::Running) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        lock(&stored).states.last(),
+        Some(&ProjectionState::Running),
+        "the spawned runner replaces the earlier runner's recorded state"
+    );
+    handle.stop().await.unwrap();
+    assert_eq!(
+        lock(&stored).states.last(),
+        Some(&ProjectionState::Stopped),
+        "a stopped runner says so"
+    );
 }
