@@ -1,7 +1,7 @@
 //! Cross-process wake-ups of the PostgreSQL bus: a publish NOTIFYs the schema's bus channel,
 //! and a handle (`PgBus::new`, or `PgBus::with_listener` for another URL) wakes its waiting
-//! consumers on it instead of waiting for the next poll; `PgBus::polling` only polls. Two handles on one schema, each with its own store and pool,
-//! stand for two processes. Needs MAMMOTH_TEST_POSTGRES_URL (skips with a note without it,
+//! consumers on it instead of waiting for the next poll; `PgBus::polling` only polls. Two
+//! handles on one schema, each with its own store and pool, stand for two processes. Needs MAMMOTH_TEST_POSTGRES_URL (skips with a note without it,
 //! fails under CI=true).
 
 // The event store tests' factory: this binary uses only part of it.
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mammoth_core::bus::{
     BusConsumer, ConsumerGroup, MessageBus, OutgoingMessage, SubscribeOptions, Topic,
 };
-use mammoth_postgres::bus::{PgBus, PgBusOptions};
+use mammoth_postgres::bus::{PgBus, PgBusOptions, PgConsumer};
 
 use common::{PgFactory, TestStore, factory, options};
 
@@ -67,17 +67,7 @@ async fn a_consumer_on_another_handle_is_woken_long_before_its_poll_interval() {
     let orders = topic("orders");
     let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
     let consuming = PgBus::new(&consumer_store.store, slow_polling());
-    let consumer = consuming
-        .subscribe(&orders, &group("billing"), SubscribeOptions::default())
-        .await
-        .expect("subscribe");
-    // A first, empty wait starts the handle's listener, so the publish below is announced by
-    // its notification rather than by the wake-up the listener gives when it starts.
-    let nothing = consumer
-        .receive(1, Duration::from_millis(300))
-        .await
-        .expect("receive");
-    assert!(nothing.is_empty(), "nothing was published yet");
+    let consumer = listening_consumer(&consuming, &orders, "billing").await;
 
     publish_later(
         publishing.clone(),
@@ -175,14 +165,7 @@ async fn a_lost_listener_connection_reconnects_and_wakes_again() {
     let publishing = PgBus::new(&publisher.store, PgBusOptions::default());
     let consuming = PgBus::with_listener(&consumer_store.store, slow_polling(), &factory.url)
         .expect("the test URL parses");
-    let consumer = consuming
-        .subscribe(&orders, &group("billing"), SubscribeOptions::default())
-        .await
-        .expect("subscribe");
-    consumer
-        .receive(1, Duration::from_millis(300))
-        .await
-        .expect("receive");
+    let consumer = listening_consumer(&consuming, &orders, "billing").await;
     let killed = terminate_listeners(&factory.url, &consumer_store.guard.schema).await;
     assert_eq!(killed, 1, "the handle had one listening connection");
 
@@ -198,6 +181,25 @@ async fn a_lost_listener_connection_reconnects_and_wakes_again() {
     consumer.ack(&got).await.expect("ack");
 }
 
+/// A consumer of `orders` in group `name` on `bus`, after a first, empty wait that starts the
+/// handle's listener (if it has one): a publish after this is announced by its notification,
+/// not by the wake-up the listener gives when it starts.
+async fn listening_consumer(bus: &PgBus, orders: &Topic, name: &str) -> PgConsumer {
+    let consumer = bus
+        .subscribe(orders, &group(name), SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    let nothing = consumer
+        .receive(1, Duration::from_millis(300))
+        .await
+        .expect("receive");
+    assert!(
+        nothing.is_empty(),
+        "nothing was published on {orders:?} yet"
+    );
+    consumer
+}
+
 /// Percentile `p` (0..=100) of sorted `values`.
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let index = (sorted.len() * p / 100).min(sorted.len() - 1);
@@ -209,15 +211,8 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 /// start of its publish call to its delivery.
 async fn delivery_latencies(publishing: &PgBus, consuming: &PgBus, count: usize) -> Vec<Duration> {
     let orders = topic("latency");
-    let consumer = consuming
-        .subscribe(&orders, &group("timing"), SubscribeOptions::default())
-        .await
-        .expect("subscribe");
     // Start the consumer's listener (if it has one) before measuring.
-    consumer
-        .receive(1, Duration::from_millis(300))
-        .await
-        .expect("receive");
+    let consumer = listening_consumer(consuming, &orders, "timing").await;
     let sent: Arc<Mutex<BTreeMap<usize, Instant>>> = Arc::default();
     let received = tokio::spawn(async move {
         let mut at = BTreeMap::new();
